@@ -1,0 +1,1 @@
+"""Backends turn a compiled Model into something to read or run: a summary table, JSON."""

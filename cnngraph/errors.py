@@ -1,0 +1,222 @@
+"""Diagnostics: every user mistake becomes a Diagnostic with a stable code, a location and a hint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+# The catalogue of stable codes. A code never changes meaning once released; docs/diagnostics.md
+# lists them with examples. 1xx: reading the file, 2xx: schema, 3xx: expansion and expressions,
+# 4xx: graph structure, 5xx: shapes.
+CODES: dict[str, str] = {
+    "CG100": "file cannot be read",
+    "CG101": "YAML syntax error",
+    "CG102": "JSON syntax error",
+    "CG103": "duplicate key",
+    "CG104": "YAML tag not allowed",
+    "CG105": "document too large",
+    "CG106": "mapping key is not a string",
+    "CG201": "unknown field",
+    "CG202": "invalid value",
+    "CG203": "missing field",
+    "CG204": "unknown op",
+    "CG205": "unknown block",
+    "CG206": "unsupported format version",
+    "CG207": "malformed layer entry",
+    "CG301": "expression syntax error",
+    "CG302": "unknown name in expression",
+    "CG303": "construct not allowed in expressions",
+    "CG304": "expression failed",
+    "CG305": "bad repeat count",
+    "CG306": "per-repeat list has the wrong length",
+    "CG307": "unknown or invalid parameter",
+    "CG308": "missing block parameter",
+    "CG309": "block uses itself",
+    "CG310": "value depends on tensor shapes where it may not",
+    "CG311": "model too large",
+    "CG312": "condition is not a boolean",
+    "CG401": "unknown reference",
+    "CG402": "duplicate name",
+    "CG403": "cycle",
+    "CG404": "unused layer",
+    "CG405": "unknown output",
+    "CG406": "layer does not depend on the input",
+    "CG407": "unused block definition",
+    "CG408": "wrong number of inputs",
+    "CG501": "size not positive",
+    "CG502": "channels not divisible by groups",
+    "CG503": "add of unequal shapes",
+    "CG504": "concat of unequal shapes",
+    "CG505": "needs a flat tensor",
+    "CG506": "wrong tensor rank",
+    "CG507": "declared size does not match",
+    "CG508": "size too large",
+    "CG509": "padding too large",
+    "CG510": "invalid output_padding",
+    "CG511": "shapes do not broadcast",
+    "CG512": "invalid dimension",
+    "CG513": "projection impossible",
+    "CG514": "invalid padding for this configuration",
+}
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a value came from: file, 1-based line and column, and its key path in the document."""
+
+    file: str
+    line: int | None = None
+    col: int | None = None
+    key: str = ""
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return self.file
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    message: str
+    location: Location
+    hint: str | None = None
+    severity: Severity = "error"
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:  # a programming error, not a user one
+            raise ValueError(f"unregistered diagnostic code {self.code}")
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "file": self.location.file,
+            "line": self.location.line,
+            "col": self.location.col,
+            "key": self.location.key,
+            "hint": self.hint,
+            "notes": list(self.notes),
+        }
+
+
+class SpecError(Exception):
+    """Raised by cnngraph.load when a spec has errors; `.diagnostics` lists all of them."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics = list(diagnostics)
+        errors = [d for d in self.diagnostics if d.is_error]
+        first = errors[0] if errors else (self.diagnostics[0] if self.diagnostics else None)
+        summary = f"{len(errors)} error(s)"
+        if first is not None:
+            summary += f"; first: {first.location}: {first.code} {first.message}"
+        super().__init__(summary)
+
+
+class Diagnostics:
+    """Collects diagnostics for one run; identical reports from many block instances fold into one."""
+
+    def __init__(self) -> None:
+        self._items: list[Diagnostic] = []
+        self._seen: dict[tuple[str, str, int | None, int | None, str], int] = {}
+        self._repeats: dict[int, int] = {}
+
+    def add(self, diagnostic: Diagnostic, fold_key: str | None = None) -> None:
+        loc = diagnostic.location
+        key = (diagnostic.code, loc.file, loc.line, loc.col, fold_key or diagnostic.message)
+        index = self._seen.get(key)
+        if index is not None:
+            self._repeats[index] = self._repeats.get(index, 0) + 1
+            return
+        self._seen[key] = len(self._items)
+        self._items.append(diagnostic)
+
+    def error(
+        self,
+        code: str,
+        message: str,
+        location: Location,
+        hint: str | None = None,
+        fold_key: str | None = None,
+        notes: tuple[str, ...] = (),
+    ) -> None:
+        self.add(Diagnostic(code, message, location, hint, "error", notes), fold_key)
+
+    def warning(
+        self, code: str, message: str, location: Location, hint: str | None = None
+    ) -> None:
+        self.add(Diagnostic(code, message, location, hint, "warning"))
+
+    def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
+        for d in diagnostics:
+            self.add(d)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self._items)
+
+    def items(self) -> list[Diagnostic]:
+        out: list[Diagnostic] = []
+        for index, d in enumerate(self._items):
+            more = self._repeats.get(index, 0)
+            if more:
+                note = f"the same problem occurs in {more} more place(s) built from this definition"
+                d = Diagnostic(d.code, d.message, d.location, d.hint, d.severity, (*d.notes, note))
+            out.append(d)
+        return sorted(out, key=_order)
+
+    def raise_if_errors(self) -> None:
+        if self.has_errors:
+            raise SpecError(self.items())
+
+
+def _order(d: Diagnostic) -> tuple[str, int, int]:
+    return (d.location.file, d.location.line or 0, d.location.col or 0)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A hint naming the closest candidate, if one is close enough to be a likely typo."""
+    import difflib  # only needed when something is wrong; keeps start-up fast
+
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean '{matches[0]}'?" if matches else None
+
+
+def format_text(diagnostic: Diagnostic, source_lines: Sequence[str] | None = None) -> str:
+    """Compiler-style text: `file:line:col: error CG201: message`, the source line, a caret, hint."""
+    d = diagnostic
+    lines = [f"{d.location}: {d.severity} {d.code}: {d.message}"]
+    line_no, col = d.location.line, d.location.col
+    if source_lines and line_no is not None and col is not None and 0 < line_no <= len(source_lines):
+        text = source_lines[line_no - 1].rstrip("\n")
+        if len(text) <= 200:
+            lines.append(f"    {text}")
+            lines.append("    " + " " * (col - 1) + "^")
+    if d.location.key and d.location.line is None:
+        lines.append(f"    at key: {d.location.key}")
+    lines.extend(f"    note: {note}" for note in d.notes)
+    if d.hint:
+        lines.append(f"    hint: {d.hint}")
+    return "\n".join(lines)
+
+
+def format_github(diagnostic: Diagnostic) -> str:
+    """A GitHub Actions workflow command, so the mistake is annotated on the pull request."""
+    d = diagnostic
+    kind = "error" if d.is_error else "warning"
+    props = [f"file={d.location.file}"]
+    if d.location.line is not None:
+        props += [f"line={d.location.line}", f"col={d.location.col}"]
+    props.append(f"title={d.code}")
+    message = d.message + (f" (hint: {d.hint})" if d.hint else "")
+    message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return f"::{kind} {','.join(props)}::{message}"

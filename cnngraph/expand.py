@@ -1,0 +1,686 @@
+"""Expansion: blocks, repeats, params and expressions become a flat graph of named nodes.
+
+Names are resolved lexically: a layer's `from:` sees the names of its own body (earlier or
+later) and the inputs of the block it is in; at the top level, also dotted paths such as
+`layer3.1.relu`. A body refers to another entry by that entry's path; the link step finally
+replaces the paths of blocks and repeats with the nodes producing their results.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import pydantic_errors
+from .errors import Diagnostics, did_you_mean
+from .expr import Deferred, ExprError, NeedsShape, Pending, ShapeSymbol, evaluate, source_of
+from .ir import INPUT, Graph, Node, Scope, ScopeKind
+from .ops import MAX_DIM, OPS
+from .source import Document, KeyPath
+from .spec import BlockDef, Layers, ResidualSpec, SpecFile
+
+MAX_REPEAT = 1000
+MAX_NODES = 50_000
+ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "if"})
+TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,),
+    "any": (object,),
+}
+RESERVED = frozenset({INPUT, "in_channels"})
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Invalid:
+    """A value whose evaluation failed (already reported); nodes holding it are not validated."""
+
+    def __repr__(self) -> str:
+        return "<invalid>"
+
+
+INVALID = _Invalid()
+
+
+class _TooLarge(Exception):
+    """Expansion exceeded MAX_NODES; reported once, then expansion stops."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    default: Any
+    required: bool
+    src: KeyPath
+
+
+@dataclass
+class Env:
+    """Names visible to expressions, and where each value was written (for diagnostics)."""
+
+    values: dict[str, Any]
+    src: dict[str, KeyPath] = field(default_factory=dict)
+
+    def with_values(self, values: Mapping[str, Any], src: Mapping[str, KeyPath]) -> Env:
+        return Env({**self.values, **values}, {**self.src, **src})
+
+
+def contains_pending(value: Any) -> bool:
+    if isinstance(value, Pending):
+        return True
+    if isinstance(value, list):
+        return any(contains_pending(v) for v in value)
+    return False
+
+
+def contains_invalid(value: Any) -> bool:
+    if value is INVALID:
+        return True
+    if isinstance(value, list):
+        return any(contains_invalid(v) for v in value)
+    return False
+
+
+def expand(doc: Document, diags: Diagnostics, params: Mapping[str, Any] | None = None,
+           input_shape: tuple[int, ...] | None = None) -> Graph | None:
+    """Expand the document into a Graph, or return None when its skeleton is unusable."""
+    spec = _validate_skeleton(doc, diags)
+    if spec is None:
+        return None
+    return _Expander(doc, spec, diags).run(params or {}, input_shape)
+
+
+def _validate_skeleton(doc: Document, diags: Diagnostics) -> SpecFile | None:
+    data = doc.data
+    if not isinstance(data, dict):
+        diags.error("CG202", "a spec is a mapping with `cnngraph: 1`, `name`, `input` and "
+                    "`layers`", doc.where(()), "see specs/ for examples")
+        return None
+    if "cnngraph" in data and data["cnngraph"] != 1:
+        diags.error("CG206", f"unsupported format version {data['cnngraph']!r}",
+                    doc.where(("cnngraph",)), "this cnngraph reads format version 1")
+        return None
+    try:
+        return SpecFile.model_validate(data)
+    except ValidationError as exc:
+        pydantic_errors.report(exc.errors(), data, (), doc, diags, "spec", _skeleton_fields)
+        return None
+
+
+def _skeleton_fields(path: KeyPath) -> list[str]:
+    if len(path) == 0:
+        return list(SpecFile.model_fields)
+    if path[0] == "blocks" and len(path) == 2:
+        return list(BlockDef.model_fields)
+    if path[0] == "blocks" and len(path) == 3 and path[2] == "residual":
+        return list(ResidualSpec.model_fields)
+    return []
+
+
+class _Expander:
+    def __init__(self, doc: Document, spec: SpecFile, diags: Diagnostics) -> None:
+        self.doc = doc
+        self.spec = spec
+        self.diags = diags
+        self.graph = Graph(spec.name, doc, ())
+        self.stack: list[str] = []
+        self.used_blocks: set[str] = set()
+        self.switched_off: dict[str, KeyPath] = {}
+        self.symbols: list[ShapeSymbol] = []
+        self.failed: set[str] = set()  # entries that failed to expand, already reported
+        self._param_decls: dict[str, list[Param]] = {}
+
+    # ---- top level -------------------------------------------------------------------------
+
+    def run(self, overrides: Mapping[str, Any], input_shape: tuple[int, ...] | None) -> Graph:
+        env = self._model_params(overrides)
+        shape = input_shape or self._input_shape(env)
+        self.graph.input_shape = shape or ()
+        self.graph.nodes[INPUT] = Node(INPUT, INPUT, (), {}, ("input",))
+        names = {INPUT: INPUT}
+        symbol = ShapeSymbol(INPUT)
+        env = env.with_values({"in_channels": symbol}, {})
+        try:
+            last = self._body(self.spec.layers, "", [INPUT], env, ("layers",), names, ())
+        except _TooLarge:
+            return self.graph
+        self._outputs(names, last)
+        self._link()
+        for name in self.spec.blocks:
+            if name not in self.used_blocks:
+                self.diags.warning("CG407", f"block '{name}' is never used",
+                                   self.doc.where(("blocks", name), at_key=True))
+        return self.graph
+
+    def _model_params(self, overrides: Mapping[str, Any]) -> Env:
+        decls = self._parse_params(self.spec.params, ("params",))
+        known = {p.name for p in decls}
+        for key in overrides:
+            if key not in known:
+                self.diags.error("CG307", f"unknown model param '{key}'", self.doc.where(
+                    ("params",), at_key=True), did_you_mean(key, known) or
+                    f"model params: {', '.join(sorted(known)) or 'none'}")
+        env = Env({})
+        for p in decls:
+            if p.name in overrides:
+                value = overrides[p.name]
+                src = ("params", p.name)
+            elif p.required:
+                self.diags.error("CG308", f"model param '{p.name}' has no default",
+                                 self.doc.where(p.src), f"pass --set {p.name}=VALUE")
+                value, src = INVALID, p.src
+            else:
+                value, src = self._eval(p.default, env, p.src), p.src
+            self._check_type(p, value, "model param", p.src)
+            env = env.with_values({p.name: value}, {p.name: src})
+        return env
+
+    def _input_shape(self, env: Env) -> tuple[int, ...] | None:
+        shape = []
+        for i, raw in enumerate(self.spec.input):
+            value = self._eval_static(raw, env, ("input", i), "the input shape")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIM:
+                if value is not INVALID:
+                    self.diags.error("CG202", f"input dims must be integers in 1..{MAX_DIM}, "
+                                     f"got {value!r}", self.doc.where(("input", i)))
+                return None
+            shape.append(value)
+        if len(shape) not in (1, 3):
+            self.diags.error("CG202", f"input must be [C, H, W] or [features], got {shape}",
+                             self.doc.where(("input",)))
+            return None
+        return tuple(shape)
+
+    def _outputs(self, names: dict[str, str], last: str) -> None:
+        raw = self.spec.outputs
+        if raw is None:
+            self.graph.outputs = {"output": last}
+            return
+        if isinstance(raw, str):
+            items: list[tuple[str, str, KeyPath]] = [(raw, raw, ("outputs",))]
+        elif isinstance(raw, list):
+            items = [(ref, ref, ("outputs", i)) for i, ref in enumerate(raw)]
+        else:
+            items = [(label, ref, ("outputs", label)) for label, ref in raw.items()]
+        for label, ref, src in items:
+            if ref in names:
+                self.graph.outputs[label] = names[ref]
+            elif "." in ref:
+                self.graph.outputs[label] = ref  # a dotted path, checked by the link step
+            elif ref not in self.switched_off:  # outputs of switched-off parts just vanish
+                self.diags.error("CG405", f"output '{ref}' is not a layer", self.doc.where(src),
+                                 did_you_mean(ref, names) or "outputs name top-level layers")
+
+    # ---- bodies and entries ----------------------------------------------------------------
+
+    def _body(self, layers: Layers, prefix: str, inputs: list[str], env: Env, src: KeyPath,
+              names: dict[str, str], scope: tuple[str, ...]) -> str:
+        """Expand entries in sequence; returns the path of the last result."""
+        planned = list(self._plan(layers, prefix, env, src, names))
+        prev = inputs[0]
+        for local, full, entry, esrc, repeat in planned:
+            sources = self._sources(entry, esrc, names, prev, prefix, local)
+            if sources is None:
+                self.failed.add(full)
+                prev = full
+                continue
+            prev = self._entry(full, entry, esrc, sources, env, scope, repeat)
+        return prev
+
+    def _plan(self, layers: Layers, prefix: str, env: Env, src: KeyPath,
+              names: dict[str, str]) -> Iterator[tuple[str, str, dict[str, Any], KeyPath,
+                                                      int | None]]:
+        """First pass over a body: switch entries off, count repeats, claim names."""
+        pairs = layers.items() if isinstance(layers, dict) else enumerate(layers)
+        index = 0
+        for key, raw in pairs:
+            esrc = (*src, key)
+            entry = self._entry_mapping(raw, esrc)
+            if entry is None:
+                continue
+            local = key if isinstance(key, str) else str(index)
+            full = f"{prefix}.{local}" if prefix else local
+            if not self._switched_on(entry, env, esrc, full):
+                continue
+            repeat = self._repeat(entry, env, esrc)
+            if repeat == 0:
+                self.switched_off[full] = esrc
+                continue
+            index += 1
+            if isinstance(key, str) and not self._valid_name(key, esrc):
+                continue
+            if not self._claim(names, local, full, esrc):
+                continue
+            yield local, full, entry, esrc, repeat
+
+    def _entry_mapping(self, raw: Any, esrc: KeyPath) -> dict[str, Any] | None:
+        if isinstance(raw, str) and not raw.startswith("$"):
+            return {"op": raw}
+        if isinstance(raw, dict):
+            return raw
+        self.diags.error("CG207", "a layer is a mapping with `op:` or `block:` (or a bare op "
+                         "name)", self.doc.where(esrc), "e.g. {op: conv2d, out_channels: 64, "
+                         "kernel_size: 3}")
+        return None
+
+    def _switched_on(self, entry: dict[str, Any], env: Env, esrc: KeyPath, full: str) -> bool:
+        if "if" not in entry:
+            return True
+        cond = self._eval_static(entry["if"], env, (*esrc, "if"), "`if`")
+        if cond is INVALID:
+            return False
+        if not isinstance(cond, bool):
+            self.diags.error("CG312", f"`if` must be true or false, got {cond!r}",
+                             self.doc.where((*esrc, "if")), "compare explicitly, e.g. "
+                             "${depth > 0}")
+            return False
+        if not cond:
+            self.switched_off[full] = esrc
+        return cond
+
+    def _repeat(self, entry: dict[str, Any], env: Env, esrc: KeyPath) -> int | None:
+        if "repeat" not in entry:
+            return None
+        count = self._eval_static(entry["repeat"], env, (*esrc, "repeat"), "`repeat`")
+        if count is INVALID:
+            return 0
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_REPEAT:
+            self.diags.error("CG305", f"repeat must be an integer in 0..{MAX_REPEAT}, got "
+                             f"{count!r}", self.doc.where((*esrc, "repeat")))
+            return 0
+        return count
+
+    def _valid_name(self, name: str, esrc: KeyPath) -> bool:
+        if _IDENTIFIER.match(name) and not keyword.iskeyword(name):
+            return True
+        self.diags.error("CG202", f"layer name '{name}' is not a valid identifier",
+                         self.doc.where(esrc, at_key=True), "names become module attributes: "
+                         "letters, digits and _, not starting with a digit, not a keyword")
+        return False
+
+    def _claim(self, names: dict[str, str], local: str, full: str, esrc: KeyPath) -> bool:
+        if local in RESERVED or local in names:
+            taken = "a reserved name" if local in RESERVED else "already used in this block"
+            self.diags.error("CG402", f"duplicate name '{full}': '{local}' is {taken}",
+                             self.doc.where(esrc, at_key=True), "rename this layer")
+            return False
+        names[local] = full
+        return True
+
+    def _sources(self, entry: dict[str, Any], esrc: KeyPath, names: dict[str, str], prev: str,
+                 prefix: str, local: str) -> list[str] | None:
+        if "from" not in entry:
+            return [prev]
+        raw = entry["from"]
+        refs = [raw] if isinstance(raw, str) else raw
+        if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
+            self.diags.error("CG202", "`from` is a layer name or a list of names",
+                             self.doc.where((*esrc, "from")))
+            return None
+        out = []
+        for i, ref in enumerate(refs):
+            rsrc = (*esrc, "from") if isinstance(raw, str) else (*esrc, "from", i)
+            full_ref = f"{prefix}.{ref}" if prefix else ref
+            if ref in names:
+                out.append(names[ref])
+            elif "." in ref and not prefix:
+                out.append(ref)  # a dotted path into a block, checked by the link step
+            elif full_ref in self.switched_off:
+                self.diags.error("CG401", f"'{local}' uses '{ref}', which is switched off",
+                                 self.doc.where(rsrc), "switch both on and off together "
+                                 "(the same `if:`)")
+                return None
+            else:
+                self.diags.error("CG401", f"unknown reference '{ref}' in `from` of '{local}'",
+                                 self.doc.where(rsrc), did_you_mean(ref, names) or
+                                 f"names here: {', '.join(names)}")
+                return None
+        return out
+
+    def _entry(self, full: str, entry: dict[str, Any], esrc: KeyPath, sources: list[str],
+               env: Env, scope: tuple[str, ...], repeat: int | None) -> str:
+        if repeat is None:
+            return self._single(full, entry, esrc, sources, env, scope, None)
+        label = str(entry.get("block") or entry.get("op"))
+        container = self._scope(full, "repeat", f"{label} x{repeat}", esrc)
+        out = full
+        for i in range(repeat):
+            out = self._single(f"{full}.{i}", entry, esrc, sources, env, (*scope, full),
+                               (i, repeat))
+            sources = [out]
+        container.output = out
+        return full
+
+    def _single(self, full: str, entry: dict[str, Any], esrc: KeyPath, sources: list[str],
+                env: Env, scope: tuple[str, ...], index: tuple[int, int] | None) -> str:
+        self._dispatch(full, entry, esrc, sources, env, scope, index)
+        if full not in self.graph.nodes and full not in self.graph.scopes:
+            self.failed.add(full)
+        return full
+
+    def _dispatch(self, full: str, entry: dict[str, Any], esrc: KeyPath, sources: list[str],
+                  env: Env, scope: tuple[str, ...], index: tuple[int, int] | None) -> str:
+        if "op" in entry and "block" in entry:
+            self.diags.error("CG207", "a layer has either `op:` or `block:`, not both",
+                             self.doc.where(esrc))
+            return full
+        if "block" in entry:
+            return self._block_call(full, entry, esrc, sources, env, scope, index)
+        if "op" in entry:
+            return self._op_node(full, entry, esrc, sources, env, scope)
+        self.diags.error("CG207", f"layer '{full}' needs `op:` or `block:`", self.doc.where(esrc),
+                         did_you_mean(next(iter(entry), ""), ["op", "block"]))
+        return full
+
+    def _op_node(self, full: str, entry: dict[str, Any], esrc: KeyPath, sources: list[str],
+                 env: Env, scope: tuple[str, ...]) -> str:
+        kind = self._eval_static(entry["op"], env, (*esrc, "op"), "`op`")
+        if kind is INVALID:
+            return full
+        if not isinstance(kind, str) or kind not in OPS:
+            hint = did_you_mean(str(kind), OPS)
+            if kind in self.spec.blocks:
+                hint = f"'{kind}' is a block: write `block: {kind}`"
+            self.diags.error("CG204", f"unknown op '{kind}'", self.doc.where((*esrc, "op")),
+                             hint or "see `cnngraph schema` for the list of ops")
+            return full
+        fields: dict[str, Any] = {}
+        field_src: dict[str, KeyPath] = {}
+        for key, raw in entry.items():
+            if key not in ENTRY_KEYS:
+                fields[key] = self._eval(raw, env, (*esrc, key))
+                origin = self._origin(raw, env)
+                if origin is not None:
+                    field_src[key] = origin
+        self._add(Node(full, kind, tuple(sources), fields, esrc, field_src, scope))
+        return full
+
+    # ---- blocks ----------------------------------------------------------------------------
+
+    def _block_call(self, full: str, entry: dict[str, Any], esrc: KeyPath, sources: list[str],
+                    env: Env, scope: tuple[str, ...], index: tuple[int, int] | None) -> str:
+        name = self._eval_static(entry["block"], env, (*esrc, "block"), "`block`")
+        if name is INVALID:
+            return full
+        bdef = self.spec.blocks.get(name) if isinstance(name, str) else None
+        if bdef is None:
+            hint = did_you_mean(str(name), self.spec.blocks)
+            if name in OPS:
+                hint = f"'{name}' is an op: write `op: {name}`"
+            self.diags.error("CG205", f"unknown block '{name}'", self.doc.where((*esrc, "block")),
+                             hint or f"blocks: {', '.join(self.spec.blocks) or 'none defined'}")
+            return full
+        if name in self.stack:
+            self.diags.error("CG309", f"block '{name}' uses itself (via "
+                             f"{' -> '.join([*self.stack, name])})", self.doc.where(esrc))
+            return full
+        self.used_blocks.add(name)
+        if len(sources) != len(bdef.inputs):
+            self.diags.error("CG408", f"block '{name}' takes {len(bdef.inputs)} input(s) "
+                             f"({', '.join(bdef.inputs)}), '{full}' gives {len(sources)}",
+                             self.doc.where((*esrc, "from") if "from" in entry else esrc))
+            return full
+        benv = self._bind(name, entry, esrc, env, index, sources[0])
+        instance = self._scope(full, "block", name, esrc)
+        self.stack.append(name)
+        try:
+            instance.output = self._block_body(full, name, bdef, sources, benv, (*scope, full))
+        finally:
+            self.stack.pop()
+        return full
+
+    def _bind(self, name: str, entry: dict[str, Any], esrc: KeyPath, env: Env,
+              index: tuple[int, int] | None, first_input: str) -> Env:
+        decls = self._param_decls.get(name)
+        if decls is None:
+            decls = self._parse_params(self.spec.blocks[name].params, ("blocks", name, "params"))
+            self._param_decls[name] = decls
+        declared = {p.name for p in decls}
+        for key in entry:
+            if key not in ENTRY_KEYS and key not in declared:
+                self.diags.error("CG307", f"block '{name}' has no param '{key}'",
+                                 self.doc.where((*esrc, key), at_key=True),
+                                 did_you_mean(key, declared) or
+                                 f"params of '{name}': {', '.join(sorted(declared)) or 'none'}")
+        symbol = ShapeSymbol(first_input)
+        self.symbols.append(symbol)
+        benv = env.with_values({"in_channels": symbol}, {})
+        for p in decls:
+            if p.name in entry:
+                raw, psrc = entry[p.name], (*esrc, p.name)
+                if index is not None and isinstance(raw, list) and p.type not in ("list", "any"):
+                    raw, psrc = self._per_repeat(raw, psrc, index, name, p.name)
+                value = self._eval(raw, env, psrc)
+                psrc = self._origin(raw, env) or psrc
+            elif p.required:
+                self.diags.error("CG308", f"block '{name}' needs param '{p.name}'",
+                                 self.doc.where(esrc), f"add `{p.name}: ...` to this call")
+                value, psrc = INVALID, esrc
+            else:
+                value, psrc = self._eval(p.default, benv, p.src), p.src
+            self._check_type(p, value, f"param of block '{name}'", psrc)
+            benv = benv.with_values({p.name: value}, {p.name: psrc})
+        return benv
+
+    def _per_repeat(self, raw: list[Any], psrc: KeyPath, index: tuple[int, int], block: str,
+                    param: str) -> tuple[Any, KeyPath]:
+        i, count = index
+        if not raw or len(raw) > count:
+            if i == 0:
+                self.diags.error("CG306", f"'{param}' of block '{block}' lists {len(raw)} "
+                                 f"values for {count} repeats", self.doc.where(psrc),
+                                 "give one value per repeat at most; the last value carries "
+                                 "on to the remaining repeats")
+            return INVALID, psrc
+        j = min(i, len(raw) - 1)
+        return raw[j], (*psrc, j)
+
+    def _block_body(self, full: str, name: str, bdef: BlockDef, sources: list[str], env: Env,
+                    scope: tuple[str, ...]) -> str:
+        bsrc: KeyPath = ("blocks", name)
+        names = {}
+        for local, source in zip(bdef.inputs, sources, strict=True):
+            names[local] = source
+        if bdef.layers is not None:
+            out = self._body(bdef.layers, full, sources, env, (*bsrc, "layers"), names, scope)
+        else:
+            outs = []
+            for branch, layers in (bdef.branches or {}).items():
+                path = f"{full}.{branch}"
+                brsrc = (*bsrc, "branches", branch)
+                if not self._claim(names, branch, path, brsrc):
+                    continue
+                container = self._scope(path, "branch", branch, brsrc)
+                branch_names = dict(zip(bdef.inputs, sources, strict=True))
+                container.output = self._body(layers, path, sources, env, brsrc, branch_names,
+                                              (*scope, path))
+                outs.append(path)
+            out = self._join(full, str(bdef.merge), outs, (*bsrc, "merge"), names, scope)
+        if bdef.residual:
+            out = self._residual(full, bdef.residual, sources[0], out, env,
+                                 (*bsrc, "residual"), names, scope)
+        if bdef.gate:
+            out = self._join(full, "gate", [sources[0], out], (*bsrc, "gate"), names, scope,
+                             kind="mul")
+        if bdef.then is not None:
+            then: Layers = {"then": bdef.then} if isinstance(bdef.then, str) else bdef.then
+            out = self._body(then, full, [out], env, (*bsrc, "then"), names, scope)
+        if bdef.output is not None:
+            if bdef.output in names:
+                return names[bdef.output]
+            self.diags.error("CG401", f"block '{name}': output '{bdef.output}' is not a layer "
+                             "of the block", self.doc.where((*bsrc, "output")),
+                             did_you_mean(bdef.output, names))
+        return out
+
+    def _join(self, full: str, local: str, sources: list[str], src: KeyPath,
+              names: dict[str, str], scope: tuple[str, ...], kind: str | None = None,
+              when: Any = True) -> str:
+        path = f"{full}.{local}"
+        if self._claim(names, local, path, src):
+            self._add(Node(path, kind or local, tuple(sources), {}, src, scope=scope, when=when))
+        return path
+
+    def _residual(self, full: str, raw: bool | ResidualSpec, shortcut: str, out: str, env: Env,
+                  src: KeyPath, names: dict[str, str], scope: tuple[str, ...]) -> str:
+        spec = raw if isinstance(raw, ResidualSpec) else ResidualSpec()
+        when: Any = spec.when
+        if isinstance(when, str):
+            when = self._eval(when, env, (*src, "when"))
+            if when is INVALID:
+                return out
+            if not isinstance(when, (bool, Pending)):
+                self.diags.error("CG312", f"residual `when` must be true or false, got {when!r}",
+                                 self.doc.where((*src, "when")))
+                return out
+        if when is False:
+            return out
+        if spec.projection is not None:
+            proj = f"{full}.{spec.projection}"
+            psrc = (*src, "projection")
+            if self._valid_name(spec.projection, psrc) and self._claim(
+                    names, spec.projection, proj, psrc):
+                self._add(Node(proj, "projection", (shortcut, out), {"norm": spec.norm}, src,
+                               scope=scope, when=when))
+                shortcut = proj
+        return self._join(full, "add", [out, shortcut], src, names, scope, when=when)
+
+    # ---- params and values -----------------------------------------------------------------
+
+    def _parse_params(self, raw: dict[str, Any], src: KeyPath) -> list[Param]:
+        out = []
+        for name, value in raw.items():
+            psrc = (*src, name)
+            if not _IDENTIFIER.match(name) or name in RESERVED:
+                self.diags.error("CG307", f"'{name}' cannot be a param name",
+                                 self.doc.where(psrc, at_key=True),
+                                 "in_channels and input are reserved; use an identifier")
+                continue
+            if isinstance(value, str) and value in TYPES:
+                out.append(Param(name, value, None, True, psrc))
+            elif isinstance(value, dict) and set(value) <= {"type", "default"} and "type" in value:
+                ptype = value["type"]
+                if ptype not in TYPES:
+                    self.diags.error("CG307", f"param '{name}' has unknown type {ptype!r}",
+                                     self.doc.where((*psrc, "type")), f"types: {', '.join(TYPES)}")
+                    continue
+                out.append(Param(name, ptype, value.get("default"), "default" not in value,
+                                 (*psrc, "default")))
+            else:
+                out.append(Param(name, _type_of(value), value, False, psrc))
+        return out
+
+    def _check_type(self, p: Param, value: Any, what: str, src: KeyPath) -> None:
+        if value is INVALID or isinstance(value, Pending):
+            return
+        ok = isinstance(value, TYPES[p.type])
+        if isinstance(value, bool) and p.type in ("int", "float"):
+            ok = False
+        if not ok:
+            self.diags.error("CG307", f"{what} '{p.name}' must be {p.type}, got {value!r}",
+                             self.doc.where(src))
+
+    def _eval(self, raw: Any, env: Env, src: KeyPath) -> Any:
+        """Evaluate a spec value: expressions become values, or Deferred if they need shapes."""
+        if isinstance(raw, list):
+            return [self._eval(item, env, (*src, i)) for i, item in enumerate(raw)]
+        if not isinstance(raw, str) or not raw.startswith("$"):
+            return raw
+        if raw.startswith("$$"):
+            return raw[1:]  # an escaped literal dollar
+        try:
+            text = source_of(raw)
+            if text is None:  # pragma: no cover - raw starts with $
+                return raw
+            try:
+                return evaluate(text, env.values)
+            except NeedsShape:
+                return Deferred(text, env.values)
+        except ExprError as exc:
+            self.diags.error(exc.code, exc.message, self.doc.where(src), exc.hint)
+            return INVALID
+
+    def _eval_static(self, raw: Any, env: Env, src: KeyPath, what: str) -> Any:
+        value = self._eval(raw, env, src)
+        if contains_pending(value):
+            self.diags.error("CG310", f"{what} cannot depend on tensor shapes (in_channels)",
+                             self.doc.where(src), "only layer fields, block params and "
+                             "residual `when` may use in_channels")
+            return INVALID
+        return value
+
+    def _origin(self, raw: Any, env: Env) -> KeyPath | None:
+        """For a bare `$name`, where that name's value was written: the call site, usually."""
+        if isinstance(raw, str) and raw.startswith("$") and not raw.startswith("${"):
+            return env.src.get(raw[1:])
+        return None
+
+    # ---- graph building --------------------------------------------------------------------
+
+    def _add(self, node: Node) -> None:
+        if len(self.graph.nodes) >= MAX_NODES:
+            self.diags.error("CG311", f"the model expands to more than {MAX_NODES:,} layers",
+                             self.doc.where(node.src), "check repeat counts and params")
+            raise _TooLarge
+        if node.name in self.graph.nodes or node.name in self.graph.scopes:
+            self.diags.error("CG402", f"duplicate name '{node.name}'", self.doc.where(node.src))
+            return
+        self.graph.nodes[node.name] = node
+
+    def _scope(self, path: str, kind: ScopeKind, label: str, src: KeyPath) -> Scope:
+        scope = Scope(path, kind, label, src)
+        if path in self.graph.nodes or path in self.graph.scopes:
+            self.diags.error("CG402", f"duplicate name '{path}'", self.doc.where(src))
+        else:
+            self.graph.scopes[path] = scope
+        return scope
+
+    def _link(self) -> None:
+        """Replace references to blocks and repeats by the nodes producing their results."""
+        for node in self.graph.nodes.values():
+            linked = []
+            for ref in node.inputs:
+                target = self._final(ref)
+                if target is None and not self._failed(ref):
+                    self.diags.error("CG401", f"'{node.name}' uses unknown layer '{ref}'",
+                                     self.doc.where((*node.src, "from")),
+                                     did_you_mean(ref, self.graph.nodes))
+                linked.append(target or ref)
+            node.inputs = tuple(linked)
+        for scope in self.graph.scopes.values():
+            scope.output = self._final(scope.output) or scope.output
+        for symbol in self.symbols:
+            symbol.node = self._final(symbol.node) or symbol.node
+        for label, ref in list(self.graph.outputs.items()):
+            target = self._final(ref)
+            if target is None:
+                self.diags.error("CG405", f"output '{ref}' is not a layer",
+                                 self.doc.where(("outputs",)), did_you_mean(ref, self.graph.nodes))
+                del self.graph.outputs[label]
+            else:
+                self.graph.outputs[label] = target
+
+    def _failed(self, ref: str) -> bool:
+        """Whether `ref` names an entry that failed to expand (its error is already reported)."""
+        parts = ref.split(".")
+        return any(".".join(parts[:i]) in self.failed for i in range(1, len(parts) + 1))
+
+    def _final(self, ref: str) -> str | None:
+        seen = set()
+        while ref in self.graph.scopes and ref not in seen:
+            seen.add(ref)
+            ref = self.graph.scopes[ref].output
+        return ref if ref in self.graph.nodes else None
+
+
+def _type_of(default: Any) -> str:
+    if isinstance(default, str) and default.startswith("$"):
+        return "any"  # an expression; its value is checked where it is used
+    for name in ("bool", "int", "float", "str", "list"):
+        if isinstance(default, TYPES[name][-1]):
+            return name
+    return "any"

@@ -1,0 +1,304 @@
+"""Safe expressions over params: a whitelisted subset of Python syntax, evaluated by walking its AST.
+
+`$width` is a reference; `${width * 4}` an expression. Nothing here calls eval, reads
+attributes, or calls a function outside FUNCTIONS.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from .errors import did_you_mean
+
+MAX_EXPRESSION_CHARS = 1000
+MAX_INT = 2**63  # far beyond any real layer size, small enough to keep arithmetic cheap
+MAX_LIST = 10_000
+
+_REFERENCE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+class ExprError(Exception):
+    """A user's expression is wrong; carries a diagnostic code and a hint."""
+
+    def __init__(self, code: str, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+
+
+class NeedsShape(Exception):
+    """The expression reads a value (`in_channels`) that only shape inference can provide."""
+
+
+class Pending:
+    """A value known only once shapes are inferred; shape inference resolves it."""
+
+
+class ShapeSymbol(Pending):
+    """`in_channels` of a block: the channel count of the tensor entering node `node`."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+
+    def __repr__(self) -> str:
+        return f"ShapeSymbol({self.node})"
+
+
+class Deferred(Pending):
+    """An expression that reads a Pending value; evaluated again during shape inference."""
+
+    def __init__(self, text: str, env: Mapping[str, Any]) -> None:
+        self.text = text
+        self.env = env
+
+    def __repr__(self) -> str:
+        return f"Deferred(${{{self.text}}})"
+
+
+Resolver = Callable[[Pending], Any]
+
+
+def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
+    """Round `value` to a multiple of `divisor`, never going down by more than 10%.
+
+    The rule MobileNet and EfficientNet use for channel counts.
+    """
+    if divisor <= 0:
+        raise ValueError("divisor must be positive")
+    floor_value = divisor if min_value is None else min_value
+    new = max(floor_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
+
+
+def _round(value: float, ndigits: int | None = None) -> float:
+    return round(value) if ndigits is None else round(value, ndigits)
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "abs": abs,
+    "ceil": math.ceil,
+    "floor": math.floor,
+    "float": float,
+    "int": int,
+    "len": len,
+    "make_divisible": make_divisible,
+    "max": max,
+    "min": min,
+    "round": _round,
+    "sqrt": math.sqrt,
+    "sum": sum,
+}
+
+_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
+_CONSTANT_NAMES = {"true": True, "false": False, "null": None, "True": True, "False": False,
+                   "None": None}
+
+
+def source_of(value: object) -> str | None:
+    """The expression text if `value` is a `$name` or `${...}` string, else None."""
+    if not isinstance(value, str) or not value.startswith("$"):
+        return None
+    if value.startswith("${") and value.endswith("}"):
+        return value[2:-1]
+    match = _REFERENCE.match(value)
+    if match:
+        return match.group(1)
+    raise ExprError("CG301", f"'{value}' is neither a reference ($name) nor an expression (${{...}})",
+                    "write $width for a param or ${width * 2} for an expression")
+
+
+@lru_cache(maxsize=4096)
+def compile_expression(text: str) -> ast.expr:
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ExprError("CG301", f"expression is longer than {MAX_EXPRESSION_CHARS} characters")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExprError("CG301", f"cannot parse expression '{text}': {exc.msg}") from None
+    for node in ast.walk(tree):
+        _check_allowed(node)
+    return tree.body
+
+
+def _check_allowed(node: ast.AST) -> None:
+    allowed = (ast.Expression, ast.Constant, ast.Name, ast.BinOp, ast.UnaryOp, ast.BoolOp,
+               ast.Compare, ast.IfExp, ast.Call, ast.List, ast.Tuple, ast.Subscript, ast.Load,
+               ast.operator, ast.unaryop, ast.boolop, ast.cmpop, ast.keyword, ast.Slice)
+    if isinstance(node, ast.BinOp) and type(node.op) not in _BINARY:
+        raise ExprError("CG303", f"operator '{type(node.op).__name__}' is not allowed")
+    if isinstance(node, ast.Compare) and any(type(op) not in _COMPARE for op in node.ops):
+        raise ExprError("CG303", "'is' comparisons are not allowed", "use == or !=")
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            what = node.func.id if isinstance(node.func, ast.Name) else "this call"
+            raise ExprError("CG303", f"'{what}' is not an allowed function",
+                            "allowed: " + ", ".join(sorted(FUNCTIONS)))
+        if any(k.arg is None for k in node.keywords):
+            raise ExprError("CG303", "'**' arguments are not allowed")
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise ExprError("CG303", "'*' arguments are not allowed")
+    if isinstance(node, ast.Attribute):
+        raise ExprError("CG303", "attribute access ('.') is not allowed in expressions")
+    if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str, bool,
+                                                                      type(None))):
+        raise ExprError("CG303", f"constant {node.value!r} is not allowed")
+    if not isinstance(node, allowed):
+        raise ExprError("CG303", f"'{type(node).__name__}' is not allowed in expressions",
+                        "expressions may use arithmetic, comparisons, and/or/not, "
+                        "x if c else y, lists, indexing and the whitelisted functions")
+
+
+def evaluate(text: str, env: Mapping[str, Any], resolve: Resolver | None = None) -> Any:
+    """Evaluate expression `text` with names from `env`.
+
+    A Pending value is handed to `resolve`; without one, NeedsShape is raised so the caller can
+    defer the whole expression. Raises ExprError for the user's mistakes.
+    """
+    return _Evaluator(env, resolve).eval(compile_expression(text))
+
+
+class _Evaluator:
+    def __init__(self, env: Mapping[str, Any], resolve: Resolver | None) -> None:
+        self.env = env
+        self.resolve = resolve
+
+    def eval(self, node: ast.expr) -> Any:
+        method = getattr(self, "_" + type(node).__name__)
+        return _bounded(method(node))
+
+    def _Constant(self, node: ast.Constant) -> Any:
+        return node.value
+
+    def _Name(self, node: ast.Name) -> Any:
+        if node.id in self.env:
+            value = self.env[node.id]
+            if isinstance(value, Pending):
+                if self.resolve is None:
+                    raise NeedsShape(node.id)
+                return self.resolve(value)
+            return value
+        if node.id in _CONSTANT_NAMES:
+            return _CONSTANT_NAMES[node.id]
+        raise ExprError("CG302", f"unknown name '{node.id}' in expression",
+                        did_you_mean(node.id, self.env) or
+                        "names are model params, block params, or in_channels")
+
+    def _BinOp(self, node: ast.BinOp) -> Any:
+        left, right = self.eval(node.left), self.eval(node.right)
+        if isinstance(node.op, ast.Pow) and _too_big_power(left, right):
+            raise ExprError("CG304", f"{left!r} ** {right!r} is too large")
+        if isinstance(node.op, ast.Mult) and _too_big_repeat(left, right):
+            raise ExprError("CG304", "list or string repetition is too large")
+        return self._apply(_BINARY[type(node.op)], left, right)
+
+    def _UnaryOp(self, node: ast.UnaryOp) -> Any:
+        value = self.eval(node.operand)
+        ops: dict[type[ast.unaryop], Callable[[Any], Any]] = {
+            ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_,
+            ast.Invert: operator.invert}
+        return self._apply(ops[type(node.op)], value)
+
+    def _BoolOp(self, node: ast.BoolOp) -> Any:
+        is_and = isinstance(node.op, ast.And)
+        value: Any = is_and
+        for item in node.values:
+            value = self.eval(item)
+            if bool(value) != is_and:
+                return value
+        return value
+
+    def _Compare(self, node: ast.Compare) -> Any:
+        left = self.eval(node.left)
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            right = self.eval(comparator)
+            if not self._apply(_COMPARE[type(op)], left, right):
+                return False
+            left = right
+        return True
+
+    def _IfExp(self, node: ast.IfExp) -> Any:
+        return self.eval(node.body) if self.eval(node.test) else self.eval(node.orelse)
+
+    def _Call(self, node: ast.Call) -> Any:
+        name = node.func.id if isinstance(node.func, ast.Name) else ""
+        func = FUNCTIONS[name]  # _check_allowed admitted only whitelisted names
+        args = [self.eval(a) for a in node.args]
+        kwargs = {k.arg: self.eval(k.value) for k in node.keywords if k.arg is not None}
+        return self._apply(func, *args, name=name, **kwargs)
+
+    def _List(self, node: ast.List) -> Any:
+        return [self.eval(e) for e in node.elts]
+
+    def _Tuple(self, node: ast.Tuple) -> Any:
+        return [self.eval(e) for e in node.elts]
+
+    def _Subscript(self, node: ast.Subscript) -> Any:
+        container = self.eval(node.value)
+        if isinstance(node.slice, ast.Slice):
+            parts = [None if p is None else self.eval(p)
+                     for p in (node.slice.lower, node.slice.upper, node.slice.step)]
+            return self._apply(lambda c: c[slice(*parts)], container)
+        return self._apply(operator.getitem, container, self.eval(node.slice))
+
+    @staticmethod
+    def _apply(func: Callable[..., Any], *args: Any, name: str | None = None,
+               **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ZeroDivisionError:
+            raise ExprError("CG304", "division by zero") from None
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
+            what = f"{name}(): " if name else ""
+            raise ExprError("CG304", f"{what}{exc}") from None
+
+
+def _too_big_power(base: Any, exponent: Any) -> bool:
+    if not isinstance(base, (int, float)) or not isinstance(exponent, (int, float)):
+        return False
+    if abs(base) <= 1:
+        return False
+    return bool(exponent * math.log2(abs(base)) > 64)
+
+
+def _too_big_repeat(left: Any, right: Any) -> bool:
+    for seq, count in ((left, right), (right, left)):
+        if isinstance(seq, (list, str)) and isinstance(count, int) and not isinstance(count, bool):
+            return len(seq) * count > MAX_LIST
+    return False
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        raise ExprError("CG304", f"result {value} is too large")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExprError("CG304", "result is not a finite number")
+    if isinstance(value, (list, str)) and len(value) > MAX_LIST:
+        raise ExprError("CG304", "result is too long")
+    return value

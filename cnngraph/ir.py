@@ -1,0 +1,66 @@
+"""The intermediate representation: named nodes in spec order, the scopes that group them, outputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import Location
+from .ops import Op, Shape
+from .source import Document, KeyPath
+
+INPUT = "input"  # the name of the model's input node
+
+
+@dataclass
+class Node:
+    """One op instance. `name` is its dotted module path (`layer1.0.conv1`), as in a state_dict."""
+
+    name: str
+    kind: str
+    inputs: tuple[str, ...]
+    fields: dict[str, Any]  # evaluated values; may still hold Pending values (see expr.py)
+    src: KeyPath  # where the layer entry is written in the document
+    field_src: dict[str, KeyPath] = field(default_factory=dict)  # fields given elsewhere
+    scope: tuple[str, ...] = ()  # enclosing scope paths, outermost first
+    when: Any = True  # False (or a Pending that resolves to False) makes it a pass-through
+    op: Op | None = None  # set by validation once the fields are final
+
+    def field_path(self, name: str) -> KeyPath:
+        return self.field_src.get(name, (*self.src, name))
+
+    @property
+    def depth(self) -> int:
+        return self.name.count(".") + 1
+
+
+ScopeKind = Literal["block", "repeat", "branch"]
+
+
+@dataclass
+class Scope:
+    """A group of nodes: a block instance, a repeat container, or a branch of a block."""
+
+    path: str
+    kind: ScopeKind
+    label: str
+    src: KeyPath
+    output: str = ""  # the node (or scope path) producing the scope's result
+
+    @property
+    def depth(self) -> int:
+        return self.path.count(".") + 1
+
+
+@dataclass
+class Graph:
+    name: str
+    doc: Document
+    input_shape: Shape
+    nodes: dict[str, Node] = field(default_factory=dict)  # insertion order is spec order
+    scopes: dict[str, Scope] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)  # output label -> node name
+    order: list[str] = field(default_factory=list)  # topological, set by the check pass
+
+    def where(self, path: KeyPath, at_key: bool = False) -> Location:
+        return self.doc.where(path, at_key)

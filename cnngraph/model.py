@@ -1,0 +1,160 @@
+"""The compile pipeline (read, expand, validate, check, infer) and the Model it produces."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from . import source
+from .errors import Diagnostic, Diagnostics, SpecError
+from .expand import expand
+from .ir import INPUT, Graph, Scope
+from .ops import Shape
+from .passes.check import check
+from .passes.infer import LayerInfo, ShapeInference
+from .passes.sizes import AxisRule, input_size_rules
+from .passes.validate import validate
+
+
+def load(spec: str | Path | Mapping[str, Any], params: Mapping[str, Any] | None = None,
+         input_shape: Shape | None = None, name: str | None = None) -> Model:
+    """Compile a spec (a path, YAML/JSON text, or a mapping) into a Model.
+
+    `params` overrides model-level params; `input_shape` overrides the spec's input. Raises
+    SpecError, whose `.diagnostics` lists every problem found.
+    """
+    diags = Diagnostics()
+    doc = source.read(spec, name)
+    graph = expand(doc, diags, params, tuple(input_shape) if input_shape else None)
+    if graph is None:
+        raise SpecError(diags.items())
+    validate(graph, diags)
+    ordered = check(graph, diags)
+    inference = ShapeInference(graph)  # after check: it walks the graph in `graph.order`
+    if ordered and graph.input_shape:
+        layers = inference.run(graph.input_shape, diags) or {}
+    diags.raise_if_errors()
+    return Model(graph, layers, inference, diags.items())
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a summary: a layer, or a block/repeat/branch with its totals."""
+
+    name: str
+    kind: str  # "layer", "block", "repeat" or "branch"
+    op: str
+    depth: int
+    shape: Shape
+    params: int
+    macs: int
+    inputs: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "op": self.op,
+                               "depth": self.depth, "output_shape": list(self.shape),
+                               "params": self.params, "macs": self.macs}
+        if self.kind == "layer":
+            out["inputs"] = list(self.inputs)
+        return out
+
+
+class Model:
+    """A compiled spec: shapes, parameter counts and MACs of every layer and of the whole."""
+
+    def __init__(self, graph: Graph, layers: dict[str, LayerInfo], inference: ShapeInference,
+                 diagnostics: list[Diagnostic]) -> None:
+        self.graph = graph
+        self._layers = layers
+        self._inference = inference
+        self.warnings = [d for d in diagnostics if not d.is_error]
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.graph.input_shape
+
+    @property
+    def layers(self) -> list[LayerInfo]:
+        """Every node but the input, in spec order."""
+        return [self._layers[n] for n in self.graph.nodes if n != INPUT and n in self._layers]
+
+    def layer(self, name: str) -> LayerInfo:
+        return self._layers[name]
+
+    @cached_property
+    def params(self) -> int:
+        return sum(li.params for li in self.layers)
+
+    @cached_property
+    def macs(self) -> int:
+        return sum(li.macs for li in self.layers)
+
+    @property
+    def outputs(self) -> dict[str, Shape]:
+        return {label: self._layers[node].shape for label, node in self.graph.outputs.items()}
+
+    @property
+    def output_shape(self) -> Shape | dict[str, Shape]:
+        """The output's shape (per sample), or a mapping when the model has several outputs."""
+        outputs = self.outputs
+        return next(iter(outputs.values())) if len(outputs) == 1 else outputs
+
+    @cached_property
+    def input_size_rules(self) -> tuple[AxisRule, AxisRule] | None:
+        """Which heights and widths compile (None for inputs without spatial dims)."""
+        return input_size_rules(self._inference, self.input_shape)
+
+    def accepts(self, height: int, width: int) -> bool:
+        """Whether the model compiles for an input of this height and width."""
+        shape = (self.input_shape[0], height, width)
+        return self._inference.run(shape, None, costs=False) is not None
+
+    def rows(self, depth: int | None = None) -> list[Row]:
+        """Layers and scopes up to `depth` (None: all), in spec order, with scope totals."""
+        totals: dict[str, list[int]] = {}
+        for info in self.layers:
+            for path in self.graph.nodes[info.name].scope:
+                acc = totals.setdefault(path, [0, 0])
+                acc[0] += info.params
+                acc[1] += info.macs
+        rows: list[Row] = []
+        seen: set[str] = set()
+        for info in self.layers:
+            node = self.graph.nodes[info.name]
+            for level, path in enumerate(node.scope, start=1):
+                if path not in seen and (depth is None or level <= depth):
+                    seen.add(path)
+                    rows.append(self._scope_row(self.graph.scopes[path], level, totals[path]))
+            level = len(node.scope) + 1
+            if depth is None or level <= depth:
+                op = info.op.label() if info.op is not None and info.active else (
+                    f"{info.kind} (skipped)")
+                rows.append(Row(info.name, "layer", op, level, info.shape, info.params,
+                                info.macs, info.inputs))
+        return rows
+
+    def _scope_row(self, scope: Scope, level: int, total: list[int]) -> Row:
+        shape = self._layers[scope.output].shape if scope.output in self._layers else ()
+        return Row(scope.path, scope.kind, scope.label, level, shape, total[0], total[1])
+
+    def summary(self, depth: int | None = 3) -> str:
+        """A torchinfo-style table: layer, op, output shape, params, MACs; then totals."""
+        from .backends.summary import render_text
+
+        return render_text(self, depth)
+
+    def to_dict(self, depth: int | None = None) -> dict[str, Any]:
+        from .backends.summary import render_dict
+
+        return render_dict(self, depth)
+
+    def __repr__(self) -> str:
+        return (f"<cnngraph.Model {self.name!r}: {self.params:,} params, {self.macs:,} MACs, "
+                f"output {self.output_shape}>")

@@ -1,0 +1,36 @@
+"""The op registry: every op kind a spec may name, one class each."""
+
+from __future__ import annotations
+
+from .activation import (
+    GELU,
+    Hardsigmoid,
+    Hardswish,
+    LeakyReLU,
+    ReLU,
+    ReLU6,
+    SiLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .base import MAX_DIM, Op, Shape, ShapeError
+from .conv import Conv2d, ConvTranspose2d, Projection
+from .merge import Add, Concat, Mul
+from .norm import BatchNorm2d, GroupNorm, LayerNorm, LocalResponseNorm
+from .pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
+from .tensor import Dropout, Flatten, Identity, Linear, StochasticDepth, Upsample
+
+OPS: dict[str, type[Op]] = {
+    cls.kind: cls
+    for cls in (
+        Conv2d, ConvTranspose2d, Projection,
+        MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d,
+        BatchNorm2d, LayerNorm, GroupNorm, LocalResponseNorm,
+        ReLU, ReLU6, LeakyReLU, Sigmoid, Tanh, SiLU, Hardswish, Hardsigmoid, GELU, Softmax,
+        Dropout, StochasticDepth, Flatten, Linear, Identity, Upsample,
+        Add, Concat, Mul,
+    )
+}
+
+__all__ = ["MAX_DIM", "OPS", "Op", "Shape", "ShapeError"]

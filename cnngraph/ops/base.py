@@ -1,0 +1,139 @@
+"""The Op base class: one subclass per op kind holds its fields, shape rule, costs, torch emission
+and label. Field names follow the torch.nn constructor's keyword arguments."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+Shape = tuple[int, ...]
+
+# Sizes beyond this are typos, not models; they are refused before they cost anything.
+MAX_DIM = 1 << 24
+
+PosInt = Annotated[int, Field(ge=1, le=MAX_DIM)]
+NonNegInt = Annotated[int, Field(ge=0, le=MAX_DIM)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class ShapeError(Exception):
+    """An op cannot accept its input shapes. `field` names the offending field, if one is."""
+
+    def __init__(self, code: str, message: str, hint: str | None = None,
+                 field: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.hint, self.field = code, message, hint, field
+
+
+def to_pair(value: Any) -> Any:
+    """Accept `3` or `[3, 5]` where torch accepts an int or a tuple."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    if isinstance(value, list) and len(value) == 2:
+        return tuple(value)
+    if isinstance(value, list):
+        raise ValueError(f"expected one integer or a pair [h, w], got {len(value)} values")
+    return value
+
+
+def _pair_type(item: Any) -> Any:
+    return Annotated[tuple[item, item], BeforeValidator(to_pair, json_schema_input_type=int | list[int])]
+
+
+PosPair = _pair_type(PosInt)
+NonNegPair = _pair_type(NonNegInt)
+
+
+def fmt_pair(pair: tuple[int, int]) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else f"({pair[0]}, {pair[1]})"
+
+
+def fmt_kernel(pair: tuple[int, int]) -> str:
+    return f"{pair[0]}x{pair[1]}"
+
+
+def numel(shape: Sequence[int]) -> int:
+    return math.prod(shape)
+
+
+def call_args(positional: Sequence[Any], keywords: dict[str, tuple[Any, Any]]) -> str:
+    """Constructor arguments: positionals, then each keyword whose value is not its default."""
+    parts = [_literal(v) for v in positional]
+    parts += [f"{k}={_literal(v)}" for k, (v, default) in keywords.items() if v != default]
+    return ", ".join(parts)
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
+        return repr(value[0])
+    return repr(value)
+
+
+class Op(BaseModel):
+    """Base of every op. Subclasses set `kind`, fields, and override the rules they need."""
+
+    # defer_build: a schema is built when an op is first used, not for every op at import.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
+
+    kind: ClassVar[str]
+    arity: ClassVar[tuple[int, int | None]] = (1, 1)  # min and max number of input tensors
+    # Example fields and input shapes: registry-wide tests check each op against torch with them.
+    examples: ClassVar[list[tuple[dict[str, Any], list[Shape]]]] = []
+
+    def infer(self, shapes: Sequence[Shape]) -> Shape:
+        """Output shape (per sample, batch omitted) for the given input shapes."""
+        return shapes[0]
+
+    def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
+        return 0
+
+    def count_macs(self, shapes: Sequence[Shape], out: Shape) -> int:
+        """Multiply-accumulates of conv and linear layers, batch 1, bias excluded."""
+        return 0
+
+    def label(self) -> str:
+        """A short description: the kind and its key attributes, e.g. `conv2d 3x3/2`."""
+        return self.kind
+
+    def symmetric(self) -> bool:
+        """Whether the op treats height and width alike (no unequal pair among its fields)."""
+        return not any(isinstance(v, tuple) and len(v) == 2 and v[0] != v[1]
+                       for v in self.__dict__.values())
+
+    def torch_module(self, shapes: Sequence[Shape]) -> str | None:
+        """Source of the torch.nn constructor, or None when the op is written inline in forward."""
+        return None
+
+    def torch_forward(self, module: str, args: Sequence[str]) -> str:
+        """Source of the forward-pass expression applying this op to `args`."""
+        return f"{module}({args[0]})"
+
+
+def expect_rank(kind: str, shape: Shape, rank: int, hint: str | None = None) -> None:
+    if len(shape) != rank:
+        wanted = {1: "(features,)", 3: "(C, H, W)"}.get(rank, f"rank {rank}")
+        raise ShapeError("CG505" if rank == 1 else "CG506",
+                         f"{kind} needs a {wanted} tensor, got {list(shape)}", hint)
+
+
+def check_positive(kind: str, out: Shape, what: str, field: str | None = None,
+                   hint: str | None = None) -> Shape:
+    if any(d < 1 for d in out):
+        raise ShapeError("CG501", f"{kind} output would be {list(out)}: {what}", hint, field)
+    return out
+
+
+def torch_dim(kind: str, dim: int, rank: int, field: str = "dim") -> int:
+    """Map a torch `dim` (counting the batch dimension) to an index into a per-sample shape."""
+    full = rank + 1
+    if not -full <= dim < full:
+        raise ShapeError("CG512", f"{kind}: {field}={dim} is out of range for a tensor of "
+                         f"rank {full} (batch included)", field=field)
+    index = dim % full
+    if index == 0:
+        raise ShapeError("CG512", f"{kind}: {field}={dim} is the batch dimension",
+                         "dims count the batch: dim=1 is channels", field)
+    return index - 1

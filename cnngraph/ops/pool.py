@@ -1,0 +1,141 @@
+"""Pooling: max_pool2d, avg_pool2d and the adaptive pools."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field
+
+from ..formulas import pool_out
+from .base import (
+    NonNegPair,
+    Op,
+    PosInt,
+    PosPair,
+    Shape,
+    ShapeError,
+    call_args,
+    check_positive,
+    expect_rank,
+    fmt_kernel,
+    to_pair,
+)
+
+
+class _Pool(Op):
+    kernel_size: PosPair
+    stride: PosPair | None = None  # torch's default: the kernel size
+    padding: NonNegPair = (0, 0)
+    ceil_mode: bool = False
+
+    def _dilation(self) -> tuple[int, int]:
+        return (1, 1)
+
+    def _max_padding(self, kernel: int, dilation: int) -> int:
+        return kernel // 2
+
+    def infer(self, shapes: Sequence[Shape]) -> Shape:
+        expect_rank(self.kind, shapes[0], 3)
+        c, h, w = shapes[0]
+        stride = self.stride or self.kernel_size
+        out = [c]
+        for n, k, s, p, d in zip((h, w), self.kernel_size, stride, self.padding,
+                                 self._dilation(), strict=True):
+            if p > self._max_padding(k, d):
+                raise ShapeError("CG509", f"{self.kind}: padding {p} is more than half the "
+                                 f"kernel {k}", "torch requires padding <= kernel_size / 2",
+                                 "padding")
+            out.append(pool_out(n, k, s, p, d, self.ceil_mode))
+        return check_positive(self.kind, tuple(out), f"input {h}x{w} is smaller than the "
+                              f"window {fmt_kernel(self.kernel_size)}", "kernel_size")
+
+    def label(self) -> str:
+        stride = self.stride or self.kernel_size
+        text = f"{self.kind} {fmt_kernel(self.kernel_size)}"
+        if stride != (1, 1):
+            text += f"/{stride[0]}" if stride[0] == stride[1] else f"/{fmt_kernel(stride)}"
+        return text + (" ceil" if self.ceil_mode else "")
+
+
+class MaxPool2d(_Pool):
+    kind = "max_pool2d"
+    examples = [
+        ({"kernel_size": 3, "stride": 2, "ceil_mode": True}, [(3, 8, 9)]),
+        ({"kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2}, [(2, 11, 10)]),
+    ]
+
+    dilation: PosPair = (1, 1)
+
+    def _dilation(self) -> tuple[int, int]:
+        return self.dilation
+
+    def _max_padding(self, kernel: int, dilation: int) -> int:
+        return ((kernel - 1) * dilation + 1) // 2
+
+    def torch_module(self, shapes: Sequence[Shape]) -> str:
+        args = call_args([], {"kernel_size": (self.kernel_size, None),
+                              "stride": (self.stride, None), "padding": (self.padding, (0, 0)),
+                              "dilation": (self.dilation, (1, 1)),
+                              "ceil_mode": (self.ceil_mode, False)})
+        return f"nn.MaxPool2d({args})"
+
+
+class AvgPool2d(_Pool):
+    kind = "avg_pool2d"
+    examples = [
+        ({"kernel_size": 2, "stride": 2, "ceil_mode": True}, [(3, 7, 7)]),
+        ({"kernel_size": [3, 2], "padding": 1, "count_include_pad": False}, [(2, 6, 5)]),
+    ]
+
+    count_include_pad: bool = True
+    divisor_override: PosInt | None = None
+
+    def torch_module(self, shapes: Sequence[Shape]) -> str:
+        args = call_args([], {"kernel_size": (self.kernel_size, None),
+                              "stride": (self.stride, None), "padding": (self.padding, (0, 0)),
+                              "ceil_mode": (self.ceil_mode, False),
+                              "count_include_pad": (self.count_include_pad, True),
+                              "divisor_override": (self.divisor_override, None)})
+        return f"nn.AvgPool2d({args})"
+
+
+_OutputSize = Annotated[
+    tuple[PosInt | None, PosInt | None],
+    BeforeValidator(to_pair, json_schema_input_type=int | list[int | None]),
+    Field(description="output H and W; null keeps the input's size"),
+]
+
+
+class _AdaptivePool(Op):
+    output_size: _OutputSize
+
+    def infer(self, shapes: Sequence[Shape]) -> Shape:
+        expect_rank(self.kind, shapes[0], 3)
+        c, h, w = shapes[0]
+        oh, ow = self.output_size
+        return (c, h if oh is None else oh, w if ow is None else ow)
+
+    def label(self) -> str:
+        oh, ow = self.output_size
+        return f"{self.kind} {'*' if oh is None else oh}x{'*' if ow is None else ow}"
+
+    def _size_literal(self) -> str:
+        oh, ow = self.output_size
+        return repr(oh) if oh == ow else repr((oh, ow))
+
+
+class AdaptiveAvgPool2d(_AdaptivePool):
+    kind = "adaptive_avg_pool2d"
+    examples = [({"output_size": 1}, [(5, 7, 7)]), ({"output_size": [3, None]}, [(2, 9, 4)])]
+
+    def torch_module(self, shapes: Sequence[Shape]) -> str:
+        return f"nn.AdaptiveAvgPool2d({self._size_literal()})"
+
+
+class AdaptiveMaxPool2d(_AdaptivePool):
+    kind = "adaptive_max_pool2d"
+    examples = [({"output_size": [2, 3]}, [(4, 6, 7)])]
+
+    def torch_module(self, shapes: Sequence[Shape]) -> str:
+        return f"nn.AdaptiveMaxPool2d({self._size_literal()})"

@@ -1,0 +1,164 @@
+"""Reshaping and regularisation: flatten, linear, dropout, stochastic depth, identity, upsample."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .base import (
+    Op,
+    PosInt,
+    PosPair,
+    Probability,
+    Shape,
+    ShapeError,
+    call_args,
+    expect_rank,
+    numel,
+    torch_dim,
+)
+
+
+class Flatten(Op):
+    kind = "flatten"
+    examples = [({}, [(4, 3, 2)]), ({"start_dim": 2}, [(4, 3, 2)]), ({"end_dim": 2}, [(2, 3, 4)])]
+
+    start_dim: int = 1  # dims count the batch dimension, as in torch
+    end_dim: int = -1
+
+    def infer(self, shapes: Sequence[Shape]) -> Shape:
+        shape = shapes[0]
+        start = torch_dim(self.kind, self.start_dim, len(shape), "start_dim")
+        end = torch_dim(self.kind, self.end_dim, len(shape), "end_dim")
+        if start > end:
+            raise ShapeError("CG512", f"flatten: start_dim {self.start_dim} comes after end_dim "
+                             f"{self.end_dim}", field="start_dim")
+        return shape[:start] + (numel(shape[start:end + 1]),) + shape[end + 1:]
+
+    def torch_module(self, shapes: Sequence[Shape]) -> str:
+        args = call_args([], {"start_dim": (self.start_dim, 1), "end_dim": (self.end_dim, -1)})
+        return f"nn.Flatten({args})"
+
+
+class Linear(Op):
+    kind = "linear"
+    examples = [({"out_features": 7}, [(12,)]), ({"out_features": 3, "bias": False}, [(5,)])]
+
+    out_features: PosInt
+    bias: bool = True
+    in_features: PosInt | None = None
+
+    def infer(self, shapes: Sequence[Shape]) -> Shape:
+        expect_rank(self.kind, shapes[0], 1, "add {op: flatten} before it")
+        if self.in_features is not None and self.in_features != shapes[0][0]:
+            raise ShapeError("CG507", f"linear: in_features is declared {self.in_features} but "
+                             f"the input has {shapes[0][0]} features",
+                             "in_features is inferred; remove it or fix it", "in_features")
+        return (self.out_features,)
+
+    def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
+        return shapes[0][0] * self.out_features + (self.out_features if self.bias else 0)
+
+    def count_macs(self, shapes: Sequence[Shape], out: Shape) -> int:
+        return shapes[0][0] * self.out_features
+
+    def torch_module(self, shapes: Sequence[Shape]) -> str:
+        args = call_args([shapes[0][0], self.out_features], {"bias": (self.bias, True)})
+        return f"nn.Linear({args})"
+
+
+class Dropout(Op):
+    kind = "dropout"
+    examples = [({"p": 0.3}, [(3, 4, 4)])]
+
+    p: Probability = 0.5
+    inplace: bool = False
+
+    def label(self) -> str:
+        return f"dropout {self.p:g}"
+
+    def torch_module(self, shapes: Sequence[Shape]) -> str:
+        args = call_args([], {"p": (self.p, 0.5), "inplace": (self.inplace, False)})
+        return f"nn.Dropout({args})"
+
+
+class StochasticDepth(Op):
+    """Drop path: in training, zero a residual branch per sample (mode row) or per batch."""
+
+    kind = "stochastic_depth"
+    examples = [({"p": 0.2}, [(3, 4, 4)]), ({"p": 0.1, "mode": "batch"}, [(6,)])]
+
+    p: Probability
+    mode: Literal["row", "batch"] = "row"
+
+    def label(self) -> str:
+        return f"stochastic_depth {self.p:g}"
+
+    def torch_module(self, shapes: Sequence[Shape]) -> str:
+        return f"StochasticDepth({call_args([self.p, self.mode], {})})"
+
+
+class Identity(Op):
+    kind = "identity"
+    examples = [({}, [(3, 4, 4)])]
+
+    def torch_module(self, shapes: Sequence[Shape]) -> str:
+        return "nn.Identity()"
+
+
+class Upsample(Op):
+    kind = "upsample"
+    examples = [({"scale_factor": 2}, [(3, 4, 5)]),
+                ({"size": [7, 9], "mode": "bilinear", "align_corners": True}, [(2, 3, 3)]),
+                ({"scale_factor": 1.5, "mode": "bilinear"}, [(2, 5, 7)])]
+
+    size: PosPair | None = None
+    scale_factor: float | list[float] | None = Field(default=None, description="> 0")
+    mode: Literal["nearest", "nearest-exact", "bilinear", "bicubic"] = "nearest"
+    align_corners: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Upsample:
+        if (self.size is None) == (self.scale_factor is None):
+            raise ValueError("give exactly one of size or scale_factor")
+        if self.align_corners is not None and self.mode not in ("bilinear", "bicubic"):
+            raise ValueError("align_corners applies only to bilinear and bicubic modes")
+        factors = self._factors()
+        if factors is not None and (len(factors) != 2 or min(factors) <= 0):
+            raise ValueError("scale_factor must be positive: one number or a pair")
+        return self
+
+    def _factors(self) -> tuple[float, ...] | None:
+        if self.scale_factor is None:
+            return None
+        if isinstance(self.scale_factor, list):
+            return tuple(self.scale_factor)
+        return (self.scale_factor, self.scale_factor)
+
+    def infer(self, shapes: Sequence[Shape]) -> Shape:
+        expect_rank(self.kind, shapes[0], 3)
+        c, h, w = shapes[0]
+        if self.size is not None:
+            return (c, *self.size)
+        factors = self._factors() or (1.0, 1.0)  # the validator guarantees a factor here
+        # torch computes floor(float(size) * scale) in double precision; so does Python.
+        return (c, math.floor(h * factors[0]), math.floor(w * factors[1]))
+
+    def symmetric(self) -> bool:
+        factors = self._factors()
+        return super().symmetric() and (factors is None or factors[0] == factors[1])
+
+    def label(self) -> str:
+        target = f"x{self.scale_factor:g}" if isinstance(self.scale_factor, (int, float)) else (
+            f"to {self.size}" if self.size else f"x{self.scale_factor}")
+        return f"upsample {self.mode} {target}"
+
+    def torch_module(self, shapes: Sequence[Shape]) -> str:
+        args = call_args([], {"size": (self.size, None),
+                              "scale_factor": (self.scale_factor, None),
+                              "mode": (self.mode, "nearest"),
+                              "align_corners": (self.align_corners, None)})
+        return f"nn.Upsample({args})"

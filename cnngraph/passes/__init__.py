@@ -1,0 +1,1 @@
+"""Compiler passes over the expanded graph: validate, check, infer (shapes and costs), sizes."""

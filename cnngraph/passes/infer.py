@@ -1,0 +1,148 @@
+"""Shape inference and cost counting, in one walk: a node's params and MACs come from the same
+op object and the same shapes that produced its output shape, never from a second model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from ..errors import Diagnostics
+from ..expr import Deferred, ExprError, Pending, ShapeSymbol, evaluate
+from ..ir import INPUT, Graph, Node
+from ..ops import MAX_DIM, Op, Shape, ShapeError
+from .validate import build_op
+
+
+class LayerInfo(NamedTuple):
+    """What inference found for one node (a tuple: size scans create many)."""
+
+    name: str
+    kind: str
+    op: Op | None
+    inputs: tuple[str, ...]
+    input_shapes: tuple[Shape, ...]
+    shape: Shape
+    params: int
+    macs: int
+    active: bool = True  # False when a residual's `when` turned the node into a pass-through
+
+
+class _Unknown(Exception):
+    """A value depends on a shape that could not be inferred (that error is already reported)."""
+
+
+class ShapeInference:
+    """Runs inference over a checked graph; reusable for other input sizes (see sizes.py)."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self._ops: dict[tuple[str, str], Op | None] = {}
+        self._ordered = [graph.nodes[n] for n in graph.order if n != INPUT]
+
+    def run(self, input_shape: Shape, diags: Diagnostics | None,
+            costs: bool = True) -> dict[str, LayerInfo] | None:
+        """Infer every node for `input_shape`. Without `diags`, stop at the first problem and
+        return None (a quick yes/no for a candidate input size)."""
+        shapes: dict[str, Shape] = {INPUT: input_shape}
+        layers: dict[str, LayerInfo] = {
+            INPUT: LayerInfo(INPUT, INPUT, None, (), (), input_shape, 0, 0)}
+        failed = False
+        for node in self._ordered:
+            try:
+                in_shapes = tuple(shapes[src] for src in node.inputs)
+            except KeyError:
+                continue  # an upstream problem, already reported
+            info = self._node(node, in_shapes, shapes, diags, costs)
+            if info is None:
+                failed = True
+                if diags is None:
+                    return None
+                continue
+            shapes[node.name] = info.shape
+            layers[node.name] = info
+        return None if failed and diags is None else layers
+
+    def symmetric(self) -> bool:
+        """Whether every op treats height and width alike, so one axis answers for both."""
+        ops = [n.op for n in self.graph.nodes.values()] + list(self._ops.values())
+        return all(op.symmetric() for op in ops if op is not None)
+
+    def _node(self, node: Node, in_shapes: tuple[Shape, ...], shapes: dict[str, Shape],
+              diags: Diagnostics | None, costs: bool) -> LayerInfo | None:
+        try:
+            op = node.op or self._resolve_op(node, shapes, diags)
+            when = True if node.when is True else self._resolve(node.when, shapes)
+        except _Unknown:
+            return None
+        except ExprError as exc:
+            if diags is not None:
+                diags.error(exc.code, f"{node.name}: {exc.message}",
+                            self.graph.where(node.src), exc.hint)
+            return None
+        if op is None:
+            return None
+        if not isinstance(when, bool):
+            if diags is not None:
+                diags.error("CG312", f"{node.name}: residual `when` must be true or false, got "
+                            f"{when!r}", self.graph.where((*node.src, "when")))
+            return None
+        if not when:
+            return LayerInfo(node.name, node.kind, op, node.inputs, in_shapes, in_shapes[0], 0,
+                             0, active=False)
+        low, high = op.arity
+        if not low <= len(in_shapes) <= (high or len(in_shapes)):
+            if diags is not None:
+                wanted = f"{low}" if low == high else f"at least {low}"
+                diags.error("CG408", f"{node.name}: {node.kind} takes {wanted} input(s), got "
+                            f"{len(in_shapes)}", self.graph.where(node.src),
+                            "list the inputs with `from: [a, b]`")
+            return None
+        try:
+            out = op.infer(in_shapes)
+            if max(out) > MAX_DIM:
+                raise ShapeError("CG508", f"{node.kind} output {list(out)} has a dimension "
+                                 f"above {MAX_DIM:,}")
+        except ShapeError as exc:
+            if diags is not None:
+                path = node.field_path(exc.field) if exc.field in node.fields else node.src
+                diags.error(exc.code, f"{node.name}: {exc.message}", self.graph.where(path),
+                            exc.hint, fold_key=exc.message)
+            return None
+        params = op.count_params(in_shapes, out) if costs else 0
+        macs = op.count_macs(in_shapes, out) if costs else 0
+        return LayerInfo(node.name, node.kind, op, node.inputs, in_shapes, out, params, macs)
+
+    def _resolve_op(self, node: Node, shapes: dict[str, Shape],
+                    diags: Diagnostics | None) -> Op | None:
+        """Build the op of a node whose fields read in_channels, now that shapes are known."""
+        fields = {}
+        for key, value in node.fields.items():
+            try:
+                fields[key] = self._resolve(value, shapes)
+            except ExprError as exc:
+                if diags is not None:
+                    diags.error(exc.code, f"{node.name}: {key}: {exc.message}",
+                                self.graph.where(node.field_path(key)), exc.hint)
+                return None
+        cache_key = (node.kind, repr(sorted(fields.items())))
+        if cache_key not in self._ops:
+            self._ops[cache_key] = build_op(self.graph, node, fields, diags or Diagnostics())
+        return self._ops[cache_key]
+
+    def _resolve(self, value: Any, shapes: dict[str, Shape]) -> Any:
+        if isinstance(value, list):
+            return [self._resolve(v, shapes) for v in value]
+        if isinstance(value, ShapeSymbol):
+            shape = shapes.get(value.node)
+            if shape is None:
+                raise _Unknown
+            return shape[0]
+        if isinstance(value, Deferred):
+            return evaluate(value.text, value.env, lambda p: self._resolve(p, shapes))
+        if isinstance(value, Pending):  # pragma: no cover - the two kinds above are all
+            raise _Unknown
+        return value
+
+
+def total(layers: Sequence[LayerInfo]) -> tuple[int, int]:
+    return sum(li.params for li in layers), sum(li.macs for li in layers)

@@ -1,0 +1,97 @@
+"""Which input sizes compile: the minimum height and width, and the divisibility they need.
+
+Each candidate size is tried by running shape inference; the rules of every op are exact, so
+the answer is too. Heights and widths are independent in every op, so each axis is scanned
+with the other held at its nominal size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..ops import Shape
+from .infer import ShapeInference
+
+MAX_PERIOD = 64
+
+
+@dataclass(frozen=True)
+class AxisRule:
+    """Valid sizes along one axis: n >= minimum with n % step in residues (all, if step is 1)."""
+
+    axis: str
+    minimum: int
+    step: int
+    residues: tuple[int, ...]
+    checked_up_to: int
+
+    def accepts(self, n: int) -> bool:
+        return n >= self.minimum and n % self.step in self.residues
+
+    def describe(self) -> str:
+        if self.step == 1:
+            return f"{self.axis} >= {self.minimum}"
+        if len(self.residues) == 1 and self.residues[0] == 0:
+            return f"{self.axis} >= {self.minimum}, a multiple of {self.step}"
+        rest = ", ".join(str(r) for r in self.residues)
+        return f"{self.axis} >= {self.minimum}, {self.axis} mod {self.step} in {{{rest}}}"
+
+    def as_tuple(self) -> tuple[int, int, tuple[int, ...], int]:
+        return self.minimum, self.step, self.residues, self.checked_up_to
+
+    def to_dict(self) -> dict[str, object]:
+        return {"min": self.minimum, "step": self.step, "residues": list(self.residues),
+                "checked_up_to": self.checked_up_to}
+
+
+def input_size_rules(inference: ShapeInference, shape: Shape) -> tuple[AxisRule, AxisRule] | None:
+    """Rules for H and W, or None for inputs without spatial dims."""
+    if len(shape) != 3:
+        return None
+    rules = []
+    for axis, name in ((1, "H"), (2, "W")):
+        if axis == 2 and shape[1] == shape[2] and inference.symmetric():
+            rules.append(AxisRule("W", *rules[0].as_tuple()))
+            break
+
+        def compiles(n: int, axis: int = axis) -> bool:
+            candidate = shape[:axis] + (n,) + shape[axis + 1:]
+            return inference.run(candidate, None, costs=False) is not None
+
+        rule = _scan(name, shape[axis], _period(inference, shape, axis), compiles)
+        if rule is None:
+            return None
+        rules.append(rule)
+    return rules[0], rules[1]
+
+
+def _period(inference: ShapeInference, shape: Shape, axis: int) -> int:
+    """A bound on the period of the valid sizes: the largest downsampling of any node whose
+    size follows the input. Every op's size rule shifts by a whole number when its input shifts
+    by a multiple of its stride, so the pattern of valid sizes repeats with that period."""
+    n = shape[axis]
+    doubled = shape[:axis] + (2 * n,) + shape[axis + 1:]
+    small = inference.run(shape, None, costs=False)
+    large = inference.run(doubled, None, costs=False)
+    if small is None or large is None:
+        return MAX_PERIOD
+    ratio = 1.0
+    for name, info in small.items():
+        other = large.get(name)
+        if other is not None and len(info.shape) == 3 and other.shape[axis] > info.shape[axis]:
+            ratio = max(ratio, n / (other.shape[axis] - info.shape[axis]))
+    return min(1 << math.ceil(math.log2(ratio)), MAX_PERIOD)
+
+
+def _scan(name: str, nominal: int, period: int, test: Callable[[int], bool]) -> AxisRule | None:
+    minimum = next((n for n in range(1, nominal + 1) if test(n)), None)
+    if minimum is None:
+        return None
+    valid = [test(n) for n in range(minimum, minimum + period)]
+    # The pattern repeats every `period`; it may repeat more often (e.g. every size works).
+    step = next(p for p in range(1, period + 1)
+                if period % p == 0 and all(valid[i] == valid[i % p] for i in range(period)))
+    residues = tuple(sorted((minimum + i) % step for i in range(step) if valid[i]))
+    return AxisRule(name, minimum, step, residues, minimum + period - 1)

@@ -1,0 +1,39 @@
+"""Validation: each node's fields against its op's pydantic model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from .. import pydantic_errors
+from ..errors import Diagnostics, Location
+from ..expand import contains_invalid, contains_pending
+from ..ir import INPUT, Graph, Node
+from ..ops import OPS, Op
+from ..source import KeyPath
+
+
+def validate(graph: Graph, diags: Diagnostics) -> None:
+    """Build the op of every node whose fields are final; the rest wait for shape inference."""
+    for node in graph.nodes.values():
+        if node.kind == INPUT or any(contains_invalid(v) for v in node.fields.values()):
+            continue
+        if not any(contains_pending(v) for v in node.fields.values()):
+            node.op = build_op(graph, node, node.fields, diags)
+
+
+def build_op(graph: Graph, node: Node, fields: dict[str, Any], diags: Diagnostics) -> Op | None:
+    cls = OPS[node.kind]
+    try:
+        return cls.model_validate(fields)
+    except ValidationError as exc:
+        def where(path: KeyPath, at_key: bool) -> Location:
+            if not path:
+                return graph.where(node.src)
+            return graph.where((*node.field_path(str(path[0])), *path[1:]), at_key)
+
+        pydantic_errors.report(exc.errors(), fields, (), graph.doc, diags,
+                               f"{node.name} ({node.kind})", lambda _: list(cls.model_fields),
+                               where)
+        return None

@@ -1,0 +1,76 @@
+"""Turning pydantic validation errors into diagnostics: one per offending value, at its location."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic_core import ErrorDetails
+
+from .errors import Diagnostics, did_you_mean
+from .source import Document, KeyPath
+
+# Names pydantic puts into error paths for union members and validators, not user keys.
+_TAGS = {"str", "int", "bool", "float", "list", "dict", "none", "ResidualSpec", "BlockDef"}
+
+
+def _clean(loc: Sequence[int | str]) -> KeyPath:
+    return tuple(p for p in loc if isinstance(p, int) or ("[" not in p and p not in _TAGS))
+
+
+def _existing(data: Any, path: KeyPath) -> KeyPath:
+    """The longest prefix of `path` present in `data`: errors inside a union group there."""
+    out: list[str | int] = []
+    for part in path:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            if isinstance(part, str) and isinstance(data, dict):
+                out.append(part)  # a missing or unknown key is itself the location
+            break
+        out.append(part)
+    return tuple(out)
+
+
+def report(errors: Sequence[ErrorDetails], data: Any, base: KeyPath, doc: Document,
+           diags: Diagnostics, what: str, fields_at: Callable[[KeyPath], Sequence[str]],
+           where: Callable[[KeyPath, bool], Any] | None = None) -> None:
+    """Report pydantic `errors` for `data` (found at `base` in `doc`) as diagnostics.
+
+    `fields_at(path)` lists the fields valid at a path, for did-you-mean hints; `where`
+    overrides how a path maps to a location (for values that came from elsewhere).
+    """
+    locate = where or (lambda path, at_key: doc.where((*base, *path), at_key))
+    groups: dict[KeyPath, list[ErrorDetails]] = {}
+    for err in errors:
+        groups.setdefault(_existing(data, _clean(err["loc"])), []).append(err)
+    paths = list(groups)
+    for path, errs in groups.items():
+        if any(other[:len(path)] == path and other != path for other in paths):
+            continue  # a deeper error says more about the same value
+        types = {e["type"] for e in errs}
+        name = ".".join(str(p) for p in path)
+        if "extra_forbidden" in types:
+            candidates = list(fields_at(path[:-1]))
+            code, detail, loc = "CG201", f"unknown field '{path[-1]}'", locate(path, True)
+            hint = did_you_mean(str(path[-1]), candidates) or (
+                f"fields: {', '.join(candidates)}" if candidates else None)
+        elif "missing" in types and path == ("cnngraph",):
+            code, detail, loc = "CG206", "missing format version", locate((), False)
+            hint = "start the spec with `cnngraph: 1`"
+        elif "missing" in types:
+            code, detail, loc = "CG203", f"missing field '{name}'", locate(path[:-1], False)
+            hint = None
+        else:
+            messages = list(dict.fromkeys(_message(e) for e in errs))
+            got = errs[0].get("input")
+            shown = "" if isinstance(got, (dict, list, Mapping)) else f" (got {got!r})"
+            detail = f"{name + ' ' if path else ''}{' or '.join(messages)}{shown}"
+            code, loc, hint = "CG202", locate(path, False), None
+        diags.error(code, f"{what}: {detail}", loc, hint, fold_key=detail)
+
+
+def _message(err: ErrorDetails) -> str:
+    return str(err["msg"]).replace("Value error, ", "").replace("Input should be", "must be")

@@ -1,0 +1,233 @@
+"""Reading spec files: safe YAML/JSON parsing that remembers the line and column of every value."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+
+from .errors import Diagnostic, Location, SpecError
+
+KeyPath = tuple[str | int, ...]
+
+MAX_FILE_BYTES = 2_000_000
+# Aliases let a tiny file describe an exponentially large tree ("billion laughs"); the tree is
+# only ever built within this budget of values.
+MAX_VALUES = 200_000
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null")}
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 with YAML 1.2 floats: `1e-5` is a number, as every user expects.
+
+    The pure-Python composer is used on purpose: libyaml's crashes the process on very deeply
+    nested input, while this one raises RecursionError, which becomes a diagnostic.
+    """
+
+
+_Loader.add_implicit_resolver(
+    _TAG + "float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+_scalars = SafeConstructor()
+
+
+def format_key(path: KeyPath) -> str:
+    """A key path as users write it: `blocks.basic.layers[0].kernel_size`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+@dataclass
+class Document:
+    """Parsed data plus a side table of source positions keyed by path."""
+
+    file: str
+    data: Any
+    lines: list[str] = field(default_factory=list)
+    value_marks: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+
+    def where(self, path: KeyPath, at_key: bool = False) -> Location:
+        """The location of the value (or its key) at `path`, else of the nearest enclosing value."""
+        marks = self.key_marks if at_key else self.value_marks
+        probe = path
+        while True:
+            mark = marks.get(probe) or self.value_marks.get(probe)
+            if mark is not None:
+                return Location(self.file, mark[0], mark[1], format_key(path))
+            if not probe:
+                return Location(self.file, None, None, format_key(path))
+            probe = probe[:-1]
+
+
+def read(source: str | Path | Mapping[str, Any], name: str | None = None) -> Document:
+    """Load a spec from a path, from YAML/JSON text, or from an in-memory mapping."""
+    if isinstance(source, Mapping):
+        return Document(name or "<dict>", dict(source))
+    if isinstance(source, Path) or _looks_like_path(source):
+        path = Path(source)
+        file = name or str(source)
+        try:
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise _fail("CG105", f"file is {size:,} bytes; specs are limited to "
+                            f"{MAX_FILE_BYTES:,}", Location(file))
+            text = path.read_text(encoding="utf-8")
+        except SpecError:
+            raise
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise _fail("CG100", f"cannot read spec: {reason}", Location(file),
+                        "check the path; specs are UTF-8 YAML or JSON files") from None
+        return parse(text, file, as_json=path.suffix.lower() == ".json")
+    return parse(source, name or "<string>")
+
+
+def _looks_like_path(text: str) -> bool:
+    return "\n" not in text and (
+        text.endswith((".yaml", ".yml", ".json")) or (len(text) < 4096 and Path(text).is_file())
+    )
+
+
+def parse(text: str, file: str, as_json: bool = False) -> Document:
+    if len(text) > MAX_FILE_BYTES:
+        raise _fail("CG105", f"spec text is {len(text):,} characters; the limit is "
+                    f"{MAX_FILE_BYTES:,}", Location(file))
+    lines = text.splitlines()
+    if as_json or text.lstrip().startswith("{"):
+        _check_json(text, file, lines, strict=as_json)
+        # Raw tabs cannot occur inside valid JSON strings, so turning them into spaces keeps
+        # columns and meaning while sparing the YAML reader its tab rules.
+        text = text.replace("\t", " ")
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+        problem = exc.problem or exc.context or "cannot parse"
+        hint = "check the indentation and that every ':' has a space after it"
+        if "\t" in problem or "tab" in problem:
+            hint = "YAML indentation must use spaces, not tabs"
+        elif mark and "${" in _line(lines, mark.line):
+            hint = ('inside { } or [ ], quote expressions: out_channels: "${planes * 4}" '
+                    "(YAML reads a bare { as a nested mapping)")
+        raise _fail("CG101", f"YAML syntax error: {problem}", loc, hint) from None
+    except yaml.YAMLError as exc:
+        raise _fail("CG101", f"YAML syntax error: {exc}", Location(file)) from None
+    except RecursionError:
+        raise _fail("CG105", "spec is nested too deeply", Location(file)) from None
+    doc = Document(file, None, lines)
+    if root is None:
+        return doc
+    try:
+        doc.data = _Builder(doc).build(root, ())
+    except RecursionError:
+        raise _fail("CG105", "spec is nested too deeply", Location(file)) from None
+    return doc
+
+
+def _line(lines: list[str], index: int) -> str:
+    return lines[index] if 0 <= index < len(lines) else ""
+
+
+def _check_json(text: str, file: str, lines: list[str], strict: bool) -> None:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        if strict:
+            raise _fail("CG102", f"JSON syntax error: {exc.msg}",
+                        Location(file, exc.lineno, exc.colno),
+                        "JSON needs double quotes and no trailing commas") from None
+    except RecursionError:
+        raise _fail("CG105", "spec is nested too deeply", Location(file)) from None
+
+
+def _fail(code: str, message: str, loc: Location, hint: str | None = None) -> SpecError:
+    return SpecError([Diagnostic(code, message, loc, hint)])
+
+
+class _Builder:
+    """Turns composed YAML nodes into plain Python values, recording where each came from."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.count = 0
+
+    def loc(self, node: yaml.Node, path: KeyPath) -> Location:
+        return Location(self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1,
+                        format_key(path))
+
+    def build(self, node: yaml.Node, path: KeyPath) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _fail("CG105", f"spec expands to more than {MAX_VALUES:,} values",
+                        self.loc(node, path),
+                        "YAML aliases (*name) are expanded in full; use blocks for reuse")
+        self.doc.value_marks.setdefault(path, (node.start_mark.line + 1,
+                                               node.start_mark.column + 1))
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag not in _SCALAR_TAGS:
+                raise self._bad_tag(node, path)
+            try:
+                return _scalars.construct_object(node)
+            except (yaml.YAMLError, ValueError, OverflowError) as exc:
+                raise _fail("CG101", f"cannot read value {node.value!r}: {exc}",
+                            self.loc(node, path)) from None
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _TAG + "seq":
+                raise self._bad_tag(node, path)
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != _TAG + "map":
+                raise self._bad_tag(node, path)
+            return self._mapping(node, path)
+        raise self._bad_tag(node, path)  # pragma: no cover - yaml has only three node kinds
+
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        merged: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _TAG + "merge":
+                merged.update(self._merge_source(value_node, path))
+                continue
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS:
+                raise _fail("CG106", "mapping keys must be plain names", self.loc(key_node, path))
+            key = key_node.value
+            if key in out:
+                first = self.doc.key_marks[(*path, key)]
+                raise _fail("CG103", f"duplicate key '{key}' (first defined at line {first[0]})",
+                            self.loc(key_node, (*path, key)),
+                            "each key may appear once in a mapping; rename or remove one")
+            self.doc.key_marks[(*path, key)] = (key_node.start_mark.line + 1,
+                                                key_node.start_mark.column + 1)
+            out[key] = self.build(value_node, (*path, key))
+        for key, value in merged.items():
+            out.setdefault(key, value)
+        return out
+
+    def _merge_source(self, node: yaml.Node, path: KeyPath) -> dict[str, Any]:
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        merged: dict[str, Any] = {}
+        for source in reversed(sources):  # earlier sources take precedence, as in YAML
+            if not isinstance(source, yaml.MappingNode):
+                raise _fail("CG101", "'<<' merges only mappings", self.loc(source, path))
+            merged.update(self._mapping(source, path))
+        return merged
+
+    def _bad_tag(self, node: yaml.Node, path: KeyPath) -> SpecError:
+        tag = node.tag.replace(_TAG, "!!")
+        return _fail("CG104", f"YAML tag '{tag}' is not allowed", self.loc(node, path),
+                     "specs hold plain data only: strings, numbers, booleans, lists, mappings")

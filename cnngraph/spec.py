@@ -1,0 +1,81 @@
+"""The spec file format's skeleton: top level and block definitions, as pydantic models.
+
+Layer entries are validated later, per op, once their expressions are evaluated.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+FORMAT_VERSION = 1
+
+Layers = dict[str, Any] | list[Any]
+# A `$name` reference or a `${...}` expression, allowed wherever a value is.
+Expression = str
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ResidualSpec(_Strict):
+    """Add the block's input to its result."""
+
+    projection: str | None = Field(
+        default=None, description="name of a 1x1 conv (+ batch norm) shortcut, created only "
+        "when the shapes differ (torchvision calls it `downsample`)")
+    norm: bool = Field(default=True, description="batch norm after the projection conv")
+    when: bool | Expression = Field(
+        default=True, description="condition; may use in_channels, e.g. "
+        "${stride == 1 and in_channels == out}")
+
+
+class BlockDef(_Strict):
+    """A reusable, parameterized block; becomes one nn.Module class in generated code."""
+
+    description: str | None = None
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="name: type (int, float, bool, str, list, any) for a "
+        "required param, or name: default")
+    inputs: list[str] = Field(default_factory=lambda: ["input"], min_length=1,
+                              description="names of the block's input tensors")
+    layers: Layers | None = Field(default=None, description="layers applied in sequence")
+    branches: dict[str, Layers] | None = Field(
+        default=None, description="parallel paths from the block input, joined by `merge`")
+    merge: Literal["concat", "add"] | None = None
+    residual: bool | ResidualSpec = False
+    gate: bool = Field(default=False, description="multiply the block input by the result "
+                       "(squeeze-excitation)")
+    then: Layers | str | None = Field(default=None, description="layers after the join; a "
+                                      "bare op name makes a node called `then`")
+    output: str | None = Field(default=None, description="the layer whose result the block "
+                               "returns; default: the last")
+
+    @model_validator(mode="after")
+    def _one_body(self) -> BlockDef:
+        if (self.layers is None) == (self.branches is None):
+            raise ValueError("a block needs exactly one of `layers` or `branches`")
+        if self.branches is not None and self.merge is None:
+            raise ValueError("`branches` need `merge: concat` or `merge: add`")
+        if self.branches is None and self.merge is not None:
+            raise ValueError("`merge` applies only to `branches`")
+        return self
+
+
+class SpecFile(_Strict):
+    """A cnngraph model spec."""
+
+    cnngraph: Literal[1] = Field(description="format version")
+    name: str
+    description: str | None = None
+    input: list[int | Expression] = Field(
+        min_length=1, max_length=3, description="per-sample input shape: [C, H, W] or "
+        "[features]; the batch dimension is implicit")
+    params: dict[str, Any] = Field(default_factory=dict,
+                                   description="model-level params and their defaults")
+    blocks: dict[str, BlockDef] = Field(default_factory=dict)
+    layers: Layers
+    outputs: str | list[str] | dict[str, str] | None = Field(
+        default=None, description="the model's outputs; default: the last layer")
