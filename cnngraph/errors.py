@@ -131,8 +131,12 @@ class Diagnostics:
         self._repeats: dict[int, int] = {}
 
     def add(self, diagnostic: Diagnostic, fold_key: str | None = None) -> None:
+        """Record a diagnostic. One with the same code and location as an earlier one (a block
+        definition's mistake, seen once per instance) is counted, not repeated; `fold_key`
+        keeps apart distinct problems that share a location."""
         loc = diagnostic.location
-        key = (diagnostic.code, loc.file, loc.line, loc.col, fold_key or diagnostic.message)
+        detail = fold_key or ("" if loc.line is not None else diagnostic.message)
+        key = (diagnostic.code, loc.file, loc.line, loc.col, detail)
         index = self._seen.get(key)
         if index is not None:
             self._repeats[index] = self._repeats.get(index, 0) + 1

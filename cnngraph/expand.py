@@ -244,6 +244,8 @@ class _Expander:
                 continue
             local = key if isinstance(key, str) else str(index)
             full = f"{prefix}.{local}" if prefix else local
+            if isinstance(entry.get("block"), str):
+                self.used_blocks.add(entry["block"])  # used, even where switched off
             if not self._switched_on(entry, env, esrc, full):
                 continue
             repeat = self._repeat(entry, env, esrc)
@@ -494,6 +496,11 @@ class _Expander:
                 brsrc = (*bsrc, "branches", branch)
                 if not self._claim(names, branch, path, brsrc):
                     continue
+                if _is_entry(layers):  # a branch that is one layer or block, named as the branch
+                    inputs = dict(zip(bdef.inputs, sources, strict=True))
+                    outs.append(self._body({branch: layers}, full, sources, env,
+                                           (*bsrc, "branches"), inputs, scope))
+                    continue
                 container = self._scope(path, "branch", branch, brsrc)
                 branch_names = dict(zip(bdef.inputs, sources, strict=True))
                 container.output = self._body(layers, path, sources, env, brsrc, branch_names,
@@ -675,6 +682,10 @@ class _Expander:
             seen.add(ref)
             ref = self.graph.scopes[ref].output
         return ref if ref in self.graph.nodes else None
+
+
+def _is_entry(layers: Any) -> bool:
+    return isinstance(layers, dict) and ("op" in layers or "block" in layers)
 
 
 def _type_of(default: Any) -> str:

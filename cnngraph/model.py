@@ -134,7 +134,7 @@ class Model:
                     rows.append(self._scope_row(self.graph.scopes[path], level, totals[path]))
             level = len(node.scope) + 1
             if depth is None or level <= depth:
-                op = info.op.label() if info.op is not None and info.active else (
+                op = info.op.label(info.input_shapes) if info.op is not None and info.active else (
                     f"{info.kind} (skipped)")
                 rows.append(Row(info.name, "layer", op, level, info.shape, info.params,
                                 info.macs, info.inputs))

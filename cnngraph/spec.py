@@ -43,7 +43,8 @@ class BlockDef(_Strict):
                               description="names of the block's input tensors")
     layers: Layers | None = Field(default=None, description="layers applied in sequence")
     branches: dict[str, Layers] | None = Field(
-        default=None, description="parallel paths from the block input, joined by `merge`")
+        default=None, description="parallel paths from the block input, joined by `merge`; "
+        "each is a list or mapping of layers, or a single layer named after the branch")
     merge: Literal["concat", "add"] | None = None
     residual: bool | ResidualSpec = False
     gate: bool = Field(default=False, description="multiply the block input by the result "

@@ -45,7 +45,10 @@ def size_text(model: Model) -> str:
     rules = model.input_size_rules
     if rules is None:
         return "fixed (no spatial dims)"
-    return "; ".join(rule.describe() for rule in rules)
+    h, w = rules
+    if h.as_tuple() == w.as_tuple():
+        return h.describe().replace("H", "H, W", 1)
+    return f"{h.describe()}; {w.describe()}"
 
 
 def render_text(model: Model, depth: int | None) -> str:
@@ -71,7 +74,7 @@ def render_text(model: Model, depth: int | None) -> str:
         f"Activations:   {activations(model):,} values per sample ({_mib(activations(model))})",
         f"Input sizes:   {size_text(model)}",
     ]
-    if depth is not None:
+    if depth is not None and len(rows) < len(model.rows(None)):
         out.append(f"(layers below depth {depth} are folded into their blocks; --depth to see "
                    "more)")
     for warning in model.warnings:

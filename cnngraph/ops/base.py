@@ -94,7 +94,7 @@ class Op(BaseModel):
         """Multiply-accumulates of conv and linear layers, batch 1, bias excluded."""
         return 0
 
-    def label(self) -> str:
+    def label(self, shapes: Sequence[Shape] = ()) -> str:
         """A short description: the kind and its key attributes, e.g. `conv2d 3x3/2`."""
         return self.kind
 

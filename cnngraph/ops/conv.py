@@ -108,7 +108,7 @@ class Conv2d(Op):
     def count_macs(self, shapes: Sequence[Shape], out: Shape) -> int:
         return numel(out) * (shapes[0][0] // self.groups) * numel(self.kernel_size)
 
-    def label(self) -> str:
+    def label(self, shapes: Sequence[Shape] = ()) -> str:
         return _kernel_label(self.kind, self.kernel_size, self.stride, self.groups,
                              self.dilation)
 
@@ -164,7 +164,7 @@ class ConvTranspose2d(Op):
         c, h, w = shapes[0]
         return c * h * w * (self.out_channels // self.groups) * numel(self.kernel_size)
 
-    def label(self) -> str:
+    def label(self, shapes: Sequence[Shape] = ()) -> str:
         return _kernel_label(self.kind, self.kernel_size, self.stride, self.groups,
                              self.dilation)
 
@@ -230,8 +230,11 @@ class Projection(Op):
     def count_macs(self, shapes: Sequence[Shape], out: Shape) -> int:
         return numel(out) * shapes[0][0] if self.active(shapes) else 0
 
-    def label(self) -> str:
-        return "projection"
+    def label(self, shapes: Sequence[Shape] = ()) -> str:
+        if len(shapes) == 2 and not self.active(shapes):
+            return "projection (identity)"
+        stride = self._stride(shapes[0], shapes[1]) if len(shapes) == 2 else None
+        return f"projection 1x1/{stride[0]}" if stride and stride[0] == stride[1] else "projection"
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
         if not self.active(shapes):

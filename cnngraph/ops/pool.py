@@ -50,7 +50,7 @@ class _Pool(Op):
         return check_positive(self.kind, tuple(out), f"input {h}x{w} is smaller than the "
                               f"window {fmt_kernel(self.kernel_size)}", "kernel_size")
 
-    def label(self) -> str:
+    def label(self, shapes: Sequence[Shape] = ()) -> str:
         stride = self.stride or self.kernel_size
         text = f"{self.kind} {fmt_kernel(self.kernel_size)}"
         if stride != (1, 1):
@@ -116,7 +116,7 @@ class _AdaptivePool(Op):
         oh, ow = self.output_size
         return (c, h if oh is None else oh, w if ow is None else ow)
 
-    def label(self) -> str:
+    def label(self, shapes: Sequence[Shape] = ()) -> str:
         oh, ow = self.output_size
         return f"{self.kind} {'*' if oh is None else oh}x{'*' if ow is None else ow}"
 

@@ -77,7 +77,7 @@ class Dropout(Op):
     p: Probability = 0.5
     inplace: bool = False
 
-    def label(self) -> str:
+    def label(self, shapes: Sequence[Shape] = ()) -> str:
         return f"dropout {self.p:g}"
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
@@ -94,7 +94,7 @@ class StochasticDepth(Op):
     p: Probability
     mode: Literal["row", "batch"] = "row"
 
-    def label(self) -> str:
+    def label(self, shapes: Sequence[Shape] = ()) -> str:
         return f"stochastic_depth {self.p:g}"
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
@@ -151,7 +151,7 @@ class Upsample(Op):
         factors = self._factors()
         return super().symmetric() and (factors is None or factors[0] == factors[1])
 
-    def label(self) -> str:
+    def label(self, shapes: Sequence[Shape] = ()) -> str:
         target = f"x{self.scale_factor:g}" if isinstance(self.scale_factor, (int, float)) else (
             f"to {self.size}" if self.size else f"x{self.scale_factor}")
         return f"upsample {self.mode} {target}"

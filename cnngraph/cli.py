@@ -1,0 +1,223 @@
+"""The `cnngraph` command: validate, summary, schema.
+
+Exit codes: 0 clean (warnings allowed), 1 the specs have errors, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import Diagnostic, SpecError, format_github, format_text
+from .model import Model, load
+from .source import parse
+
+SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class UsageError(Exception):
+    """A mistake in the command line itself (exit status 2)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.run(args)
+        return result
+    except UsageError as exc:
+        parser.exit(2, f"cnngraph: error: {exc}\n")
+    except BrokenPipeError:  # e.g. `cnngraph summary ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # a bug, not a user mistake: say so without a wall of traceback
+        if os.environ.get("CNNGRAPH_DEBUG"):
+            raise
+        print(f"cnngraph: internal error: {type(exc).__name__}: {exc}\n"
+              "this is a bug in cnngraph; rerun with CNNGRAPH_DEBUG=1 for the traceback and "
+              "please report it", file=sys.stderr)
+        return 3
+    return 2  # pragma: no cover - parser.exit does not return
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnngraph", description="Compile CNN graph specs: validate them, infer shapes, "
+        "count params and MACs.")
+    parser.add_argument("--version", action="version", version=f"cnngraph {__version__}")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    validate = sub.add_parser("validate", help="check spec files; exit 1 if any has errors",
+                              description="Check spec files, directories (searched for "
+                              "*.yaml, *.yml, *.json) or glob patterns.")
+    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.add_argument("--format", choices=("text", "json", "github"), default="text",
+                          help="github: workflow commands that annotate pull requests")
+    validate.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    _add_set(validate)
+    validate.set_defaults(run=_validate)
+
+    summary = sub.add_parser("summary", help="per-layer shapes, params and MACs",
+                             description="Print a table of layers with output shapes, "
+                             "parameter counts and MACs, and the totals.")
+    summary.add_argument("spec", metavar="SPEC")
+    summary.add_argument("--input", type=_input_shape, metavar="CxHxW",
+                         help="input shape per sample, e.g. 3x224x224 (overrides the spec)")
+    summary.add_argument("--depth", type=_depth, default=None,
+                         help="fold layers deeper than N into their blocks (text default: 3, "
+                         "JSON default: all)")
+    summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_set(summary)
+    summary.set_defaults(run=_summary)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of the spec format")
+    schema.set_defaults(run=_schema)
+    return parser
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        dest="overrides", help="override a model param (repeatable); VALUE is "
+                        "YAML: 10, 0.5, true, [1, 2]")
+
+
+def _input_shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not like 3x224x224") from None
+    if len(dims) not in (1, 3) or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}': give CxHxW or F, all positive")
+    return dims
+
+
+def _depth(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"depth must be a positive integer, got '{text}'")
+    return int(text)
+
+
+def _overrides(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects KEY=VALUE, got '{item}'")
+        try:
+            out[key.strip()] = parse(value, "--set").data if value.strip() else ""
+        except SpecError as exc:
+            raise UsageError(f"--set {key}: {exc.diagnostics[0].message}") from None
+    return out
+
+
+def _spec_files(patterns: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in SPEC_SUFFIXES)
+            if not found:
+                raise UsageError(f"no spec files (*.yaml, *.yml, *.json) under '{pattern}'")
+            files += found
+        elif path.exists():
+            files.append(path)
+        elif glob.has_magic(pattern):
+            matched = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+            if not matched:
+                raise UsageError(f"no files match '{pattern}'")
+            files += matched
+        else:
+            raise UsageError(f"no such file or directory: '{pattern}'")
+    return list(dict.fromkeys(files))
+
+
+def _source_lines(file: str) -> list[str]:
+    try:
+        return Path(file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def _print_diagnostics(diagnostics: Sequence[Diagnostic], fmt: str) -> None:
+    lines: dict[str, list[str]] = {}
+    for d in diagnostics:
+        if fmt == "github":
+            print(format_github(d))
+        else:
+            file = d.location.file
+            if file not in lines:
+                lines[file] = _source_lines(file)
+            print(format_text(d, lines[file]), file=sys.stderr if fmt == "stderr" else sys.stdout)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    overrides = _overrides(args.overrides)
+    files = _spec_files(args.paths)
+    reports: list[dict[str, Any]] = []
+    errors = warnings = 0
+    for file in files:
+        try:
+            model: Model | None = load(file, overrides or None)
+            diagnostics = model.warnings if model else []
+        except SpecError as exc:
+            model, diagnostics = None, exc.diagnostics
+        file_errors = sum(d.is_error for d in diagnostics)
+        file_warnings = len(diagnostics) - file_errors
+        errors += file_errors
+        warnings += file_warnings
+        report: dict[str, Any] = {"file": str(file), "ok": model is not None,
+                                  "diagnostics": [d.to_dict() for d in diagnostics]}
+        if model is not None:
+            report.update(name=model.name, params=model.params, macs=model.macs)
+        reports.append(report)
+        if args.format == "json":
+            continue
+        _print_diagnostics(diagnostics, args.format)
+        if model is not None and args.format == "text":
+            print(f"ok  {file}  {model.name}: {model.params:,} params, "
+                  f"{model.macs / 1e9:.3f} GMACs, output {_shape_text(model)}")
+    failed = errors + (warnings if args.strict else 0)
+    if args.format == "json":
+        print(json.dumps({"files": reports, "errors": errors, "warnings": warnings}, indent=2))
+    else:
+        bad = sum(not r["ok"] for r in reports)
+        print(f"{len(files)} file(s): {len(files) - bad} ok, {bad} with errors; "
+              f"{errors} error(s), {warnings} warning(s)")
+    return 1 if failed else 0
+
+
+def _shape_text(model: Model) -> str:
+    shape = model.output_shape
+    if isinstance(shape, dict):
+        return "{" + ", ".join(f"{k}: {list(v)}" for k, v in shape.items()) + "}"
+    return str(list(shape))
+
+
+def _summary(args: argparse.Namespace) -> int:
+    overrides = _overrides(args.overrides)
+    if not Path(args.spec).is_file():
+        raise UsageError(f"no such file: '{args.spec}'")
+    try:
+        model = load(args.spec, overrides or None, args.input)
+    except SpecError as exc:
+        _print_diagnostics(exc.diagnostics, "stderr")
+        return 1
+    if args.json:
+        print(json.dumps(model.to_dict(args.depth), indent=2))
+    else:
+        print(model.summary(args.depth if args.depth is not None else 3))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from .schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0

@@ -1,0 +1,71 @@
+"""The JSON Schema of the spec format, for editors (yaml-language-server, VS Code) and CI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .ops import OPS
+from .spec import SpecFile
+
+EXPRESSION: dict[str, Any] = {
+    "type": "string", "pattern": r"^\$",
+    "description": "a $param reference or a ${...} expression",
+}
+_ENTRY_KEYS: dict[str, Any] = {
+    "from": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+             "description": "input layer(s); default: the previous layer"},
+    "repeat": {"anyOf": [{"type": "integer", "minimum": 0}, EXPRESSION],
+               "description": "repeat this layer N times in sequence (named .0, .1, ...)"},
+    "if": {"anyOf": [{"type": "boolean"}, EXPRESSION],
+           "description": "include this layer only when true"},
+}
+
+
+def _with_expressions(prop: dict[str, Any]) -> dict[str, Any]:
+    described = {k: prop[k] for k in ("description", "default", "title") if k in prop}
+    core = {k: v for k, v in prop.items() if k not in described}
+    return {"anyOf": [core, EXPRESSION], **described}
+
+
+def _op_entry(kind: str, defs: dict[str, Any]) -> dict[str, Any]:
+    schema = OPS[kind].model_json_schema(ref_template="#/$defs/{model}")
+    defs.update(schema.pop("$defs", {}))
+    props = {name: _with_expressions(p) for name, p in schema.get("properties", {}).items()}
+    return {
+        "type": "object",
+        "title": kind,
+        "description": (OPS[kind].__doc__ or kind).strip().splitlines()[0],
+        "properties": {"op": {"const": kind}, **props, **_ENTRY_KEYS},
+        "required": ["op", *schema.get("required", [])],
+        "additionalProperties": False,
+    }
+
+
+def json_schema() -> dict[str, Any]:
+    """The complete schema: the file skeleton with every op's fields spelled out."""
+    schema = SpecFile.model_json_schema(ref_template="#/$defs/{model}")
+    defs: dict[str, Any] = schema.setdefault("$defs", {})
+    block_call = {
+        "type": "object", "title": "block call",
+        "properties": {"block": {"type": "string"}, **_ENTRY_KEYS},
+        "required": ["block"],
+        "additionalProperties": True,
+        "description": "an instance of a block from `blocks`; other keys are its params",
+    }
+    defs["LayerEntry"] = {"anyOf": [
+        {"type": "string", "description": "an op with default fields, e.g. relu"},
+        *(_op_entry(kind, defs) for kind in OPS), block_call]}
+    entry = {"$ref": "#/$defs/LayerEntry"}
+    defs["Layers"] = {"anyOf": [
+        {"type": "object", "additionalProperties": entry, "description": "named layers"},
+        {"type": "array", "items": entry, "description": "layers numbered 0, 1, ..."}]}
+    layers = {"$ref": "#/$defs/Layers"}
+    schema["properties"]["layers"] = layers
+    block = defs["BlockDef"]["properties"]
+    block["layers"] = {"anyOf": [layers, {"type": "null"}], "default": None}
+    block["branches"] = {"anyOf": [{"type": "object", "additionalProperties": layers},
+                                   {"type": "null"}], "default": None}
+    block["then"] = {"anyOf": [layers, {"type": "string"}, {"type": "null"}], "default": None}
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "cnngraph spec"
+    return schema
