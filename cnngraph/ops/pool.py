@@ -32,9 +32,6 @@ class _Pool(Op):
     def _dilation(self) -> tuple[int, int]:
         return (1, 1)
 
-    def _max_padding(self, kernel: int, dilation: int) -> int:
-        return kernel // 2
-
     def infer(self, shapes: Sequence[Shape]) -> Shape:
         expect_rank(self.kind, shapes[0], 3)
         c, h, w = shapes[0]
@@ -42,7 +39,7 @@ class _Pool(Op):
         out = [c]
         for n, k, s, p, d in zip((h, w), self.kernel_size, stride, self.padding,
                                  self._dilation(), strict=True):
-            if p > self._max_padding(k, d):
+            if p > k // 2:  # torch's rule, for max pooling even when dilated
                 raise ShapeError("CG509", f"{self.kind}: padding {p} is more than half the "
                                  f"kernel {k}", "torch requires padding <= kernel_size / 2",
                                  "padding")
@@ -69,9 +66,6 @@ class MaxPool2d(_Pool):
 
     def _dilation(self) -> tuple[int, int]:
         return self.dilation
-
-    def _max_padding(self, kernel: int, dilation: int) -> int:
-        return ((kernel - 1) * dilation + 1) // 2
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
         args = call_args([], {"kernel_size": (self.kernel_size, None),

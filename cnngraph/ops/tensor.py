@@ -16,6 +16,7 @@ from .base import (
     Shape,
     ShapeError,
     call_args,
+    check_positive,
     expect_rank,
     numel,
     torch_dim,
@@ -145,7 +146,9 @@ class Upsample(Op):
             return (c, *self.size)
         factors = self._factors() or (1.0, 1.0)  # the validator guarantees a factor here
         # torch computes floor(float(size) * scale) in double precision; so does Python.
-        return (c, math.floor(h * factors[0]), math.floor(w * factors[1]))
+        out = (c, math.floor(h * factors[0]), math.floor(w * factors[1]))
+        return check_positive(self.kind, out, "the scale factor shrinks it to nothing",
+                              "scale_factor")
 
     def symmetric(self) -> bool:
         factors = self._factors()

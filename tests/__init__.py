@@ -1,0 +1,1 @@
+"""cnngraph test suite."""
