@@ -18,7 +18,17 @@ from pydantic import ValidationError
 
 from . import pydantic_errors
 from .errors import Diagnostics, did_you_mean
-from .expr import Deferred, ExprError, NeedsShape, Pending, ShapeSymbol, evaluate, source_of
+from .expr import (
+    INVALID,
+    Deferred,
+    ExprError,
+    NeedsShape,
+    Pending,
+    ShapeSymbol,
+    contains_pending,
+    evaluate,
+    source_of,
+)
 from .ir import INPUT, Graph, Node, Scope, ScopeKind
 from .ops import MAX_DIM, OPS
 from .source import Document, KeyPath
@@ -33,16 +43,6 @@ TYPES: dict[str, tuple[type, ...]] = {
 }
 RESERVED = frozenset({INPUT, "in_channels"})
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class _Invalid:
-    """A value whose evaluation failed (already reported); nodes holding it are not validated."""
-
-    def __repr__(self) -> str:
-        return "<invalid>"
-
-
-INVALID = _Invalid()
 
 
 class _TooLarge(Exception):
@@ -67,22 +67,6 @@ class Env:
 
     def with_values(self, values: Mapping[str, Any], src: Mapping[str, KeyPath]) -> Env:
         return Env({**self.values, **values}, {**self.src, **src})
-
-
-def contains_pending(value: Any) -> bool:
-    if isinstance(value, Pending):
-        return True
-    if isinstance(value, list):
-        return any(contains_pending(v) for v in value)
-    return False
-
-
-def contains_invalid(value: Any) -> bool:
-    if value is INVALID:
-        return True
-    if isinstance(value, list):
-        return any(contains_invalid(v) for v in value)
-    return False
 
 
 def expand(doc: Document, diags: Diagnostics, params: Mapping[str, Any] | None = None,
@@ -527,8 +511,14 @@ class _Expander:
     def _join(self, full: str, local: str, sources: list[str], src: KeyPath,
               names: dict[str, str], scope: tuple[str, ...], kind: str | None = None,
               when: Any = True) -> str:
+        """The node joining a block's paths (concat, add, gate), named after what it does."""
         path = f"{full}.{local}"
-        if self._claim(names, local, path, src):
+        if local in names:
+            self.diags.error("CG402", f"'{path}': a layer named '{local}' takes the name of the "
+                             f"block's {kind or local} join", self.doc.where(src, at_key=True),
+                             f"rename that layer; '{local}' names the join")
+        else:
+            names[local] = path
             self._add(Node(path, kind or local, tuple(sources), {}, src, scope=scope, when=when))
         return path
 

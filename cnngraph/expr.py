@@ -65,6 +65,32 @@ class Deferred(Pending):
 Resolver = Callable[[Pending], Any]
 
 
+class _Invalid:
+    """A value whose evaluation failed (already reported); nodes holding it are not validated."""
+
+    def __repr__(self) -> str:
+        return "<invalid>"
+
+
+INVALID = _Invalid()
+
+
+def contains_pending(value: Any) -> bool:
+    if isinstance(value, Pending):
+        return True
+    if isinstance(value, list):
+        return any(contains_pending(v) for v in value)
+    return False
+
+
+def contains_invalid(value: Any) -> bool:
+    if value is INVALID:
+        return True
+    if isinstance(value, list):
+        return any(contains_invalid(v) for v in value)
+    return False
+
+
 def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
     """Round `value` to a multiple of `divisor`, never going down by more than 10%.
 

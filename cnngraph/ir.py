@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import Location
+from .expr import contains_invalid, contains_pending
 from .ops import Op, Shape
 from .source import Document, KeyPath
 
@@ -25,6 +26,16 @@ class Node:
     scope: tuple[str, ...] = ()  # enclosing scope paths, outermost first
     when: Any = True  # False (or a Pending that resolves to False) makes it a pass-through
     op: Op | None = None  # set by validation once the fields are final
+
+    @property
+    def pending(self) -> bool:
+        """Whether some field waits for shape inference (it reads in_channels)."""
+        return any(contains_pending(v) for v in self.fields.values())
+
+    @property
+    def broken(self) -> bool:
+        """Whether a field failed to evaluate; that error is already reported."""
+        return any(contains_invalid(v) for v in self.fields.values())
 
     def field_path(self, name: str) -> KeyPath:
         return self.field_src.get(name, (*self.src, name))

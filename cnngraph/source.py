@@ -119,7 +119,7 @@ def parse(text: str, file: str, as_json: bool = False) -> Document:
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
         problem = exc.problem or exc.context or "cannot parse"
         hint = "check the indentation and that every ':' has a space after it"
-        if "\t" in problem or "tab" in problem:
+        if "\t" in problem or "\\t" in problem or "tab" in problem:
             hint = "YAML indentation must use spaces, not tabs"
         elif mark and "${" in _line(lines, mark.line):
             hint = ('inside { } or [ ], quote expressions: out_channels: "${planes * 4}" '

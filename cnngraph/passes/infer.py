@@ -69,6 +69,8 @@ class ShapeInference:
 
     def _node(self, node: Node, in_shapes: tuple[Shape, ...], shapes: dict[str, Shape],
               diags: Diagnostics | None, costs: bool) -> LayerInfo | None:
+        if node.op is None and (node.broken or not node.pending):
+            return None  # its fields were wrong; validation has said so
         try:
             op = node.op or self._resolve_op(node, shapes, diags)
             when = True if node.when is True else self._resolve(node.when, shapes)
@@ -94,7 +96,7 @@ class ShapeInference:
             if diags is not None:
                 wanted = f"{low}" if low == high else f"at least {low}"
                 diags.error("CG408", f"{node.name}: {node.kind} takes {wanted} input(s), got "
-                            f"{len(in_shapes)}", self.graph.where(node.src),
+                            f"{len(in_shapes)}", self.graph.where(node.src, at_key=True),
                             "list the inputs with `from: [a, b]`")
             return None
         try:
@@ -104,9 +106,12 @@ class ShapeInference:
                                  f"above {MAX_DIM:,}")
         except ShapeError as exc:
             if diags is not None:
-                path = node.field_path(exc.field) if exc.field in node.fields else node.src
-                diags.error(exc.code, f"{node.name}: {exc.message}", self.graph.where(path),
-                            exc.hint, fold_key=exc.message)
+                if exc.field in node.fields:
+                    loc = self.graph.where(node.field_path(exc.field))
+                else:
+                    loc = self.graph.where(node.src, at_key=True)
+                diags.error(exc.code, f"{node.name}: {exc.message}", loc, exc.hint,
+                            fold_key=exc.message)
             return None
         params = op.count_params(in_shapes, out) if costs else 0
         macs = op.count_macs(in_shapes, out) if costs else 0

@@ -8,7 +8,6 @@ from pydantic import ValidationError
 
 from .. import pydantic_errors
 from ..errors import Diagnostics, Location
-from ..expand import contains_invalid, contains_pending
 from ..ir import INPUT, Graph, Node
 from ..ops import OPS, Op
 from ..source import KeyPath
@@ -17,9 +16,7 @@ from ..source import KeyPath
 def validate(graph: Graph, diags: Diagnostics) -> None:
     """Build the op of every node whose fields are final; the rest wait for shape inference."""
     for node in graph.nodes.values():
-        if node.kind == INPUT or any(contains_invalid(v) for v in node.fields.values()):
-            continue
-        if not any(contains_pending(v) for v in node.fields.values()):
+        if node.kind != INPUT and not node.broken and not node.pending:
             node.op = build_op(graph, node, node.fields, diags)
 
 

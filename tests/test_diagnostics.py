@@ -1,0 +1,490 @@
+"""Every kind of bad input: a SpecError with a stable code, the exact line and column of the
+offending text, and a hint; never a traceback."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from typing import Any
+
+import pytest
+
+import cnngraph
+from cnngraph.errors import CODES, Diagnostic
+
+
+def spec(layers: str, head: str = "", blocks: str = "", tail: str = "",
+         input_: str = "[3, 32, 32]") -> str:
+    """A small spec around the given YAML fragments (written at their natural indentation)."""
+    parts = ["cnngraph: 1", "name: t", f"input: {input_}", textwrap.dedent(head).strip()]
+    if blocks:
+        parts += ["blocks:", textwrap.indent(textwrap.dedent(blocks).strip(), "  ")]
+    parts += ["layers:", textwrap.indent(textwrap.dedent(layers).strip(), "  "),
+              textwrap.dedent(tail).strip()]
+    return "\n".join(p for p in parts if p) + "\n"
+
+
+def problems(text: str, **kwargs: Any) -> list[Diagnostic]:
+    with pytest.raises(cnngraph.SpecError) as info:
+        cnngraph.load(text, **kwargs)
+    return info.value.diagnostics
+
+
+def where(text: str, needle: str, nth: int = 1) -> tuple[int, int]:
+    """1-based line and column of the nth occurrence of `needle` in `text`."""
+    index = -1
+    for _ in range(nth):
+        index = text.index(needle, index + 1)
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def expect(text: str, code: str, needle: str | None = None, nth: int = 1,
+           **kwargs: Any) -> Diagnostic:
+    """Exactly one diagnostic of `code`, located at `needle` if given."""
+    found = [d for d in problems(text, **kwargs) if d.code == code]
+    assert len(found) == 1, [f"{d.code} {d.message}" for d in problems(text, **kwargs)]
+    d = found[0]
+    assert d.code in CODES
+    if needle is not None:
+        assert (d.location.line, d.location.col) == where(text, needle, nth), d
+    return d
+
+
+# --- reading files ---------------------------------------------------------------------------
+
+def test_malformed_yaml() -> None:
+    text = "cnngraph: 1\nname: t\ninput: [3, 8, 8\nlayers: []\n"
+    d = expect(text, "CG101")
+    assert d.location.line == 4
+
+
+def test_tab_indentation_gets_a_hint() -> None:
+    d = expect("cnngraph: 1\nlayers:\n\t- relu\n", "CG101")
+    assert d.hint is not None and "tab" in d.hint
+
+
+def test_unquoted_expression_in_flow_mapping_gets_a_hint() -> None:
+    text = spec("c: {op: conv2d, out_channels: ${4 * 2}, kernel_size: 1}")
+    d = expect(text, "CG101")
+    assert d.hint is not None and "quote" in d.hint
+
+
+def test_json_syntax_error(tmp_path: Any) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{"cnngraph": 1,\n "name": "t",\n "input": [3, 8, 8],}\n')
+    d = expect(str(path), "CG102")
+    assert (d.location.line, d.location.col) == (3, 21)
+
+
+def test_duplicate_key() -> None:
+    text = spec("""
+        c: {op: conv2d, out_channels: 4, kernel_size: 3}
+        c: {op: relu}
+    """)
+    expect(text, "CG103", "c: {op: relu}")
+
+
+def test_python_tag_is_refused() -> None:
+    text = spec("c: !!python/object/apply:os.system ['echo hi']")
+    d = expect(text, "CG104", "!!python")
+    assert "python" in d.message
+
+
+def test_alias_bomb_is_stopped_quickly() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, "
+              f"*a{i-1}, *a{i-1}, *a{i-1}]" for i in range(1, 9)]
+    start = time.perf_counter()
+    expect("\n".join(lines) + "\n", "CG105")
+    assert time.perf_counter() - start < 5
+
+
+def test_deep_nesting_is_refused_without_crashing() -> None:
+    expect("layers: " + "[" * 50_000 + "]" * 50_000 + "\n", "CG105")
+
+
+def test_non_string_key() -> None:
+    expect("cnngraph: 1\n? [a, b]\n: 1\n", "CG106", "[a, b]")
+
+
+def test_missing_file() -> None:
+    d = expect("no/such/spec.yaml", "CG100")
+    assert d.location.file == "no/such/spec.yaml"
+
+
+# --- schema ----------------------------------------------------------------------------------
+
+def test_unknown_field_suggests_the_right_one() -> None:
+    text = spec("c: {op: conv2d, out_channels: 4, kernal_size: 3}")
+    d = expect(text, "CG201", "kernal_size")
+    assert d.hint == "did you mean 'kernel_size'?"
+
+
+def test_unknown_top_level_field() -> None:
+    text = spec("- relu", tail="ouputs: [x]")
+    d = expect(text, "CG201", "ouputs")
+    assert d.hint == "did you mean 'outputs'?"
+
+
+def test_wrong_type_points_at_the_value() -> None:
+    text = spec("c: {op: conv2d, out_channels: 2.5, kernel_size: 3}")
+    d = expect(text, "CG202", "2.5")
+    assert "out_channels" in d.message and "integer" in d.message
+
+
+def test_out_of_range_value() -> None:
+    text = spec("c: {op: conv2d, out_channels: 4, kernel_size: 3, padding: -1}")
+    expect(text, "CG202", "-1")
+
+
+def test_missing_field() -> None:
+    text = spec("c: {op: conv2d, kernel_size: 3}")
+    d = expect(text, "CG203", "{op: conv2d")
+    assert "out_channels" in d.message
+
+
+def test_unknown_op_suggests() -> None:
+    text = spec("c: {op: conv2, out_channels: 4, kernel_size: 3}")
+    d = expect(text, "CG204", "conv2,")
+    assert d.hint == "did you mean 'conv2d'?"
+
+
+def test_unknown_block() -> None:
+    text = spec("b: {block: basik}", blocks="basic: {layers: [relu]}")
+    d = expect(text, "CG205", "basik")
+    assert d.hint == "did you mean 'basic'?"
+
+
+@pytest.mark.parametrize("head", ["cnngraph: 2", ""])
+def test_format_version(head: str) -> None:
+    text = spec("- relu").replace("cnngraph: 1\n", head + "\n" if head else "")
+    expect(text, "CG206")
+
+
+def test_layer_entry_must_be_a_mapping() -> None:
+    expect(spec("- 5"), "CG207", "5")
+
+
+def test_block_needs_a_body() -> None:
+    text = spec("b: {block: nothing}", blocks="nothing: {params: {}}")
+    d = expect(text, "CG202", "{params: {}}")
+    assert "layers" in d.message
+
+
+# --- expansion and expressions ---------------------------------------------------------------
+
+def test_expression_syntax() -> None:
+    text = spec('c: {op: conv2d, out_channels: "${1 +}", kernel_size: 3}')
+    expect(text, "CG301", '"${1 +}"')
+
+
+def test_unknown_name_in_expression() -> None:
+    text = spec("c: {op: conv2d, out_channels: $widht, kernel_size: 3}", head="params: {width: 8}")
+    d = expect(text, "CG302", "$widht")
+    assert d.hint == "did you mean 'width'?"
+
+
+@pytest.mark.parametrize("expression", [
+    "${__import__('os').system('true')}", "${width.bit_length()}", "${(lambda: 1)()}",
+    "${open('x')}", "${[x for x in [1]]}", "${width is 8}",
+])
+def test_constructs_outside_the_whitelist(expression: str) -> None:
+    text = spec(f'c: {{op: conv2d, out_channels: "{expression}", kernel_size: 3}}',
+                head="params: {width: 8}")
+    expect(text, "CG303", f'"{expression}"')
+
+
+@pytest.mark.parametrize("expression", ["${1 / 0}", "${9 ** 9 ** 9}", "${[1] * 10**9}",
+                                        "${max()}", "${[1, 2][5]}"])
+def test_expression_failures(expression: str) -> None:
+    text = spec(f'c: {{op: conv2d, out_channels: "{expression}", kernel_size: 3}}')
+    start = time.perf_counter()
+    expect(text, "CG304", f'"{expression}"')
+    assert time.perf_counter() - start < 2
+
+
+@pytest.mark.parametrize("count", ["100000", "-1", "two", "1.5"])
+def test_bad_repeat(count: str) -> None:
+    text = spec(f"r: {{op: relu, repeat: {count}}}")
+    expect(text, "CG305", count, nth=1 if count != "-1" else 1)
+
+
+def test_per_repeat_list_too_long() -> None:
+    text = spec("b: {block: blk, repeat: 2, stride: [2, 1, 1]}", blocks="""
+        blk:
+          params: {stride: 1}
+          layers: [{op: conv2d, out_channels: 4, kernel_size: 3, padding: 1, stride: $stride}]
+    """)
+    expect(text, "CG306", "[2, 1, 1]")
+
+
+def test_unknown_block_param() -> None:
+    text = spec("b: {block: blk, widht: 4}", blocks="""
+        blk:
+          params: {width: 8}
+          layers: [{op: conv2d, out_channels: $width, kernel_size: 1}]
+    """)
+    d = expect(text, "CG307", "widht")
+    assert d.hint == "did you mean 'width'?"
+
+
+def test_wrong_param_type() -> None:
+    text = spec("b: {block: blk, width: 2.5}", blocks="""
+        blk:
+          params: {width: int}
+          layers: [{op: conv2d, out_channels: $width, kernel_size: 1}]
+    """)
+    expect(text, "CG307", "2.5")
+
+
+def test_unknown_override() -> None:
+    d = expect(spec("- relu", head="params: {num_classes: 10}"), "CG307",
+               params={"num_clases": 3})
+    assert d.hint == "did you mean 'num_classes'?"
+
+
+def test_missing_block_param() -> None:
+    text = spec("b: {block: blk}", blocks="""
+        blk:
+          params: {width: int}
+          layers: [{op: conv2d, out_channels: $width, kernel_size: 1}]
+    """)
+    d = expect(text, "CG308", "{block: blk}")
+    assert "width" in d.message
+
+
+def test_block_using_itself() -> None:
+    text = spec("b: {block: loop}", blocks="loop: {layers: [{block: loop}]}")
+    expect(text, "CG309")
+
+
+def test_repeat_cannot_depend_on_shapes() -> None:
+    text = spec("r: {op: relu, repeat: $in_channels}")
+    expect(text, "CG310", "$in_channels")
+
+
+def test_too_many_layers() -> None:
+    text = spec("b: {block: wide, repeat: 1000}",
+                blocks="wide: {layers: [{op: relu, repeat: 1000}]}")
+    start = time.perf_counter()
+    expect(text, "CG311")
+    assert time.perf_counter() - start < 10
+
+
+def test_condition_must_be_boolean() -> None:
+    expect(spec("r: {op: relu, if: 3}"), "CG312", "3}")
+
+
+# --- structure -------------------------------------------------------------------------------
+
+def test_unknown_reference() -> None:
+    text = spec("""
+        a: {op: relu}
+        b: {op: add, from: [a, aa2]}
+    """)
+    d = expect(text, "CG401", "aa2")
+    assert "aa2" in d.message
+
+
+def test_reference_to_a_switched_off_layer() -> None:
+    text = spec("""
+        a: {op: relu, if: false}
+        b: {op: relu, from: a}
+    """)
+    d = expect(text, "CG401", "a}")
+    assert "switched off" in d.message
+
+
+def test_duplicate_name_with_the_residual_join() -> None:
+    text = spec("b: {block: blk}", blocks="""
+        blk:
+          layers: {add: {op: relu}}
+          residual: true
+    """)
+    expect(text, "CG402", "residual: true")
+
+
+def test_reserved_name() -> None:
+    expect(spec("input: {op: relu}"), "CG402", "input: {op")
+
+
+def test_cycle() -> None:
+    text = spec("""
+        a: {op: relu, from: c}
+        b: {op: relu}
+        c: {op: relu}
+    """)
+    d = expect(text, "CG403", "a: {op")
+    assert "a -> b -> c -> a" in d.message
+
+
+def test_unused_layer_is_a_warning() -> None:
+    text = spec("""
+        a: {op: relu}
+        dead: {op: sigmoid}
+        b: {op: relu, from: a}
+    """)
+    model = cnngraph.load(text)
+    assert [(w.code, w.location.line) for w in model.warnings] == [
+        ("CG404", where(text, "dead")[0])]
+
+
+def test_unused_block_definition_is_a_warning() -> None:
+    model = cnngraph.load(spec("- relu", blocks="spare: {layers: [relu]}"))
+    assert [w.code for w in model.warnings] == ["CG407"]
+
+
+def test_unknown_output() -> None:
+    text = spec("a: {op: relu}", tail="outputs: [a, b]")
+    expect(text, "CG405", "b]")
+
+
+def test_concat_needs_two_inputs() -> None:
+    text = spec("""
+        a: {op: relu}
+        b: {op: concat, from: [a]}
+    """)
+    expect(text, "CG408", "b: {op")
+
+
+def test_block_input_count() -> None:
+    text = spec("b: {block: two}", blocks="""
+        two:
+          inputs: [x, skip]
+          layers: {cat: {op: concat, from: [x, skip]}}
+    """)
+    expect(text, "CG408", "{block: two}")
+
+
+# --- shapes ----------------------------------------------------------------------------------
+
+def test_kernel_larger_than_input() -> None:
+    text = spec("c: {op: conv2d, out_channels: 4, kernel_size: 7}", input_="[3, 5, 5]")
+    d = expect(text, "CG501", "7}")
+    assert "c:" in d.message
+
+
+def test_groups_must_divide_channels() -> None:
+    text = spec("c: {op: conv2d, out_channels: 8, kernel_size: 3, groups: 2}")
+    expect(text, "CG502", "2}")
+
+
+def test_residual_of_unequal_shapes() -> None:
+    text = spec("b: {block: down}", blocks="""
+        down:
+          layers: [{op: conv2d, out_channels: 3, kernel_size: 3, stride: 2, padding: 1}]
+          residual: true
+    """)
+    d = expect(text, "CG503", "residual: true")
+    assert "[3, 16, 16]" in d.message and "[3, 32, 32]" in d.message
+
+
+def test_concat_of_unequal_sizes() -> None:
+    text = spec("""
+        a: {op: max_pool2d, kernel_size: 2}
+        b: {op: concat, from: [input, a]}
+    """)
+    expect(text, "CG504", "b: {op")
+
+
+def test_linear_needs_a_flat_tensor() -> None:
+    d = expect(spec("fc: {op: linear, out_features: 10}"), "CG505", "fc: {op")
+    assert d.hint is not None and "flatten" in d.hint
+
+
+def test_conv_after_flatten() -> None:
+    text = spec("""
+        f: {op: flatten}
+        c: {op: conv2d, out_channels: 4, kernel_size: 1}
+    """)
+    expect(text, "CG506", "c: {op")
+
+
+def test_declared_in_channels_is_checked() -> None:
+    text = spec("c: {op: conv2d, in_channels: 4, out_channels: 8, kernel_size: 1}")
+    expect(text, "CG507", "4, out")
+
+
+def test_absurd_sizes() -> None:
+    expect(spec("- relu", input_="[3, 100000000, 3]"), "CG202", "100000000")
+    text = spec("c: {op: conv2d, out_channels: 1000000000, kernel_size: 1}")
+    expect(text, "CG202", "1000000000")
+    text = spec("f: {op: flatten}", input_="[16384, 2048, 2048]")
+    expect(text, "CG508", "f: {op")
+
+
+def test_pool_padding_too_large() -> None:
+    text = spec("p: {op: max_pool2d, kernel_size: 3, padding: 2}")
+    expect(text, "CG509", "2}")
+
+
+def test_output_padding_too_large() -> None:
+    text = spec("u: {op: conv_transpose2d, out_channels: 3, kernel_size: 3, stride: 2, "
+                "output_padding: 2}")
+    expect(text, "CG510", "2}")
+
+
+def test_gate_shapes_must_broadcast() -> None:
+    text = spec("""
+        a: {op: conv2d, out_channels: 5, kernel_size: 1}
+        m: {op: mul, from: [input, a]}
+    """)
+    expect(text, "CG511", "m: {op")
+
+
+def test_concat_along_the_batch() -> None:
+    text = spec("c: {op: concat, dim: 0, from: [input, input]}")
+    expect(text, "CG512", "0, from")
+
+
+def test_projection_cannot_upsample() -> None:
+    text = spec("b: {block: up}", blocks="""
+        up:
+          layers: [{op: conv_transpose2d, out_channels: 4, kernel_size: 2, stride: 2}]
+          residual: {projection: shortcut}
+    """)
+    expect(text, "CG513", "residual: {projection")
+
+
+def test_same_padding_needs_stride_one() -> None:
+    text = spec("c: {op: conv2d, out_channels: 4, kernel_size: 3, stride: 2, padding: same}")
+    expect(text, "CG514", "same}")
+
+
+# --- reporting -------------------------------------------------------------------------------
+
+def test_several_problems_in_one_run() -> None:
+    text = spec("""
+        a: {op: conv2d, out_channels: 4, kernal_size: 3}
+        b: {op: relu, from: nope}
+        c: {op: tanhh}
+    """)
+    assert {d.code for d in problems(text)} >= {"CG201", "CG401", "CG204"}
+
+
+def test_a_block_mistake_is_reported_once() -> None:
+    text = spec("b: {block: blk, repeat: 5}", blocks="""
+        blk:
+          layers: [{op: conv2d, out_channels: 4, kernal_size: 3}]
+    """)
+    found = [d for d in problems(text) if d.code == "CG201"]
+    assert len(found) == 1
+    assert "4 more place(s)" in found[0].notes[0]
+
+
+def test_value_from_a_call_site_is_located_there() -> None:
+    text = spec("b: {block: blk, width: 2.5}", blocks="""
+        blk:
+          params: {width: any}
+          layers: [{op: conv2d, out_channels: $width, kernel_size: 1}]
+    """)
+    expect(text, "CG202", "2.5")
+
+
+def test_dict_specs_report_key_paths() -> None:
+    data = {"cnngraph": 1, "name": "t", "input": [3, 8, 8],
+            "layers": {"c": {"op": "conv2d", "out_channels": 4, "kernal_size": 3}}}
+    d = next(d for d in problems(data) if d.code == "CG201")
+    assert d.location.key == "layers.c.kernal_size"
+    assert d.location.line is None
