@@ -369,7 +369,7 @@ class _Expander:
             return full
         if not isinstance(kind, str) or kind not in OPS:
             hint = did_you_mean(str(kind), OPS)
-            if kind in self.spec.blocks:
+            if isinstance(kind, str) and kind in self.spec.blocks:
                 hint = f"'{kind}' is a block: write `block: {kind}`"
             self.diags.error("CG204", f"unknown op '{kind}'", self.doc.where((*esrc, "op")),
                              hint or "see `cnngraph schema` for the list of ops")
@@ -395,7 +395,7 @@ class _Expander:
         bdef = self.spec.blocks.get(name) if isinstance(name, str) else None
         if bdef is None:
             hint = did_you_mean(str(name), self.spec.blocks)
-            if name in OPS:
+            if isinstance(name, str) and name in OPS:
                 hint = f"'{name}' is an op: write `op: {name}`"
             self.diags.error("CG205", f"unknown block '{name}'", self.doc.where((*esrc, "block")),
                              hint or f"blocks: {', '.join(self.spec.blocks) or 'none defined'}")

@@ -63,7 +63,8 @@ def json_schema() -> dict[str, Any]:
     schema["properties"]["layers"] = layers
     block = defs["BlockDef"]["properties"]
     block["layers"] = {"anyOf": [layers, {"type": "null"}], "default": None}
-    block["branches"] = {"anyOf": [{"type": "object", "additionalProperties": layers},
+    branch = {"anyOf": [layers, entry]}  # a body, or one layer named after the branch
+    block["branches"] = {"anyOf": [{"type": "object", "additionalProperties": branch},
                                    {"type": "null"}], "default": None}
     block["then"] = {"anyOf": [layers, {"type": "string"}, {"type": "null"}], "default": None}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

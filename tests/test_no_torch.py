@@ -1,0 +1,28 @@
+"""`import cnngraph`, validate and summary work without importing torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from .conftest import SPECS
+
+SCRIPT = f"""
+import sys
+import cnngraph
+from cnngraph.cli import main
+model = cnngraph.load({str(SPECS / "googlenet.yaml")!r})
+model.summary()
+model.to_dict()
+model.input_size_rules
+assert main(["validate", {str(SPECS)!r}]) == 0
+assert main(["summary", {str(SPECS / "resnet50.yaml")!r}, "--json"]) == 0
+assert main(["schema"]) == 0
+print("torch imported:", "torch" in sys.modules)
+"""
+
+
+def test_core_paths_do_not_import_torch() -> None:
+    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip().endswith("torch imported: False")

@@ -1,0 +1,45 @@
+"""The JSON Schema accepts every spec in specs/ and rejects the obvious mistakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from cnngraph.schema import json_schema
+
+from .conftest import SPECS
+
+
+@pytest.fixture(scope="module")
+def validator() -> Any:
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: Path(p).name)
+def test_specs_conform(validator: Any, path: Path) -> None:
+    errors = list(validator.iter_errors(yaml.safe_load(path.read_text())))
+    assert errors == []
+
+
+@pytest.mark.parametrize("layer", [
+    {"op": "conv2d", "out_channels": 4, "kernal_size": 3},
+    {"op": "nope"},
+    {"op": "conv2d", "out_channels": "four", "kernel_size": 3},
+])
+def test_mistakes_are_flagged(validator: Any, layer: dict[str, Any]) -> None:
+    spec = {"cnngraph": 1, "name": "t", "input": [3, 8, 8], "layers": {"c": layer}}
+    assert not validator.is_valid(spec)
+
+
+def test_expressions_are_allowed(validator: Any) -> None:
+    spec = {"cnngraph": 1, "name": "t", "input": [3, "$size", "$size"],
+            "params": {"size": 8},
+            "layers": {"c": {"op": "conv2d", "out_channels": "${4 * 2}", "kernel_size": "$k",
+                             "repeat": 2}}}
+    assert validator.is_valid(spec)

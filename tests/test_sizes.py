@@ -1,0 +1,81 @@
+"""Which input sizes compile: the rules agree with trying every size, and with torch."""
+
+from __future__ import annotations
+
+import pytest
+
+import cnngraph
+
+from .conftest import SPECS
+
+UNET = """
+cnngraph: 1
+name: tiny-unet
+input: [1, 64, 64]
+blocks:
+  double:
+    params: {c: int}
+    layers:
+      - {op: conv2d, out_channels: $c, kernel_size: 3, padding: 1}
+      - {op: relu}
+      - {op: conv2d, out_channels: $c, kernel_size: 3, padding: 1}
+      - {op: relu}
+layers:
+  enc1:  {block: double, c: 8}
+  down1: {op: max_pool2d, kernel_size: 2}
+  enc2:  {block: double, c: 16}
+  down2: {op: max_pool2d, kernel_size: 2}
+  mid:   {block: double, c: 32}
+  up2:   {op: conv_transpose2d, out_channels: 16, kernel_size: 2, stride: 2}
+  cat2:  {op: concat, from: [enc2, up2]}
+  dec2:  {block: double, c: 16}
+  up1:   {op: conv_transpose2d, out_channels: 8, kernel_size: 2, stride: 2}
+  cat1:  {op: concat, from: [enc1, up1]}
+  dec1:  {block: double, c: 8}
+  head:  {op: conv2d, out_channels: 2, kernel_size: 1}
+"""
+
+
+def test_unet_needs_a_multiple_of_four() -> None:
+    model = cnngraph.load(UNET)
+    rules = model.input_size_rules
+    assert rules is not None
+    h, w = rules
+    assert (h.minimum, h.step, h.residues) == (4, 4, (0,))
+    assert h.describe() == "H >= 4, a multiple of 4"
+    for n in range(1, 150):
+        assert h.accepts(n) == model.accepts(n, 64), n
+        assert w.accepts(n) == model.accepts(64, n), n
+
+
+def test_asymmetric_model_gets_separate_rules() -> None:
+    text = UNET.replace("down1: {op: max_pool2d, kernel_size: 2}",
+                        "down1: {op: max_pool2d, kernel_size: [2, 1]}").replace(
+        "up1:   {op: conv_transpose2d, out_channels: 8, kernel_size: 2, stride: 2}",
+        "up1:   {op: conv_transpose2d, out_channels: 8, kernel_size: [2, 1], stride: [2, 1]}")
+    model = cnngraph.load(text)
+    rules = model.input_size_rules
+    assert rules is not None
+    assert (rules[0].step, rules[1].step) == (4, 2)
+    for n in range(1, 80):
+        assert rules[0].accepts(n) == model.accepts(n, 64)
+        assert rules[1].accepts(n) == model.accepts(64, n)
+
+
+@pytest.mark.parametrize(("file", "minimum"), [
+    ("resnet18.yaml", 1), ("resnet50.yaml", 1), ("googlenet.yaml", 15)])
+def test_minimum_sizes_of_the_specs(file: str, minimum: int) -> None:
+    """torchvision publishes min_size (1 for ResNets, 15 for GoogLeNet)."""
+    model = cnngraph.load(SPECS / file)
+    rules = model.input_size_rules
+    assert rules is not None
+    assert rules[0].minimum == rules[1].minimum == minimum
+    assert rules[0].step == 1
+    assert not model.accepts(minimum - 1, minimum) or minimum == 1
+
+
+def test_flat_inputs_have_no_size_rule() -> None:
+    model = cnngraph.load("cnngraph: 1\nname: mlp\ninput: [784]\nlayers:\n"
+                          "  fc: {op: linear, out_features: 10}\n")
+    assert model.input_size_rules is None
+    assert "fixed" in model.summary()
