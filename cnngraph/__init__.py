@@ -1,8 +1,8 @@
 """cnngraph: compile declarative CNN specs into validated, shape-inferred, cost-counted graphs.
 
-    >>> import cnngraph
-    >>> model = cnngraph.load("specs/resnet18.yaml")
-    >>> model.params, model.macs, model.output_shape
+>>> import cnngraph
+>>> model = cnngraph.load("specs/resnet18.yaml")
+>>> model.params, model.macs, model.output_shape
 """
 
 from .errors import Diagnostic, Location, SpecError

@@ -40,39 +40,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug, not a user mistake: say so without a wall of traceback
         if os.environ.get("CNNGRAPH_DEBUG"):
             raise
-        print(f"cnngraph: internal error: {type(exc).__name__}: {exc}\n"
-              "this is a bug in cnngraph; rerun with CNNGRAPH_DEBUG=1 for the traceback and "
-              "please report it", file=sys.stderr)
+        print(
+            f"cnngraph: internal error: {type(exc).__name__}: {exc}\n"
+            "this is a bug in cnngraph; rerun with CNNGRAPH_DEBUG=1 for the traceback and "
+            "please report it",
+            file=sys.stderr,
+        )
         return 3
     return 2  # pragma: no cover - parser.exit does not return
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cnngraph", description="Compile CNN graph specs: validate them, infer shapes, "
-        "count params and MACs.")
+        prog="cnngraph",
+        description="Compile CNN graph specs: validate them, infer shapes, count params and MACs.",
+    )
     parser.add_argument("--version", action="version", version=f"cnngraph {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    validate = sub.add_parser("validate", help="check spec files; exit 1 if any has errors",
-                              description="Check spec files, directories (searched for "
-                              "*.yaml, *.yml, *.json) or glob patterns.")
+    validate = sub.add_parser(
+        "validate",
+        help="check spec files; exit 1 if any has errors",
+        description="Check spec files, directories (searched for "
+        "*.yaml, *.yml, *.json) or glob patterns.",
+    )
     validate.add_argument("paths", nargs="+", metavar="PATH")
-    validate.add_argument("--format", choices=("text", "json", "github"), default="text",
-                          help="github: workflow commands that annotate pull requests")
+    validate.add_argument(
+        "--format",
+        choices=("text", "json", "github"),
+        default="text",
+        help="github: workflow commands that annotate pull requests",
+    )
     validate.add_argument("--strict", action="store_true", help="treat warnings as errors")
     _add_set(validate)
     validate.set_defaults(run=_validate)
 
-    summary = sub.add_parser("summary", help="per-layer shapes, params and MACs",
-                             description="Print a table of layers with output shapes, "
-                             "parameter counts and MACs, and the totals.")
+    summary = sub.add_parser(
+        "summary",
+        help="per-layer shapes, params and MACs",
+        description="Print a table of layers with output shapes, "
+        "parameter counts and MACs, and the totals.",
+    )
     summary.add_argument("spec", metavar="SPEC")
-    summary.add_argument("--input", type=_input_shape, metavar="CxHxW",
-                         help="input shape per sample, e.g. 3x224x224 (overrides the spec)")
-    summary.add_argument("--depth", type=_depth, default=None,
-                         help="fold layers deeper than N into their blocks (text default: 3, "
-                         "JSON default: all)")
+    summary.add_argument(
+        "--input",
+        type=_input_shape,
+        metavar="CxHxW",
+        help="input shape per sample, e.g. 3x224x224 (overrides the spec)",
+    )
+    summary.add_argument(
+        "--depth",
+        type=_depth,
+        default=None,
+        help="fold layers deeper than N into their blocks (text default: 3, JSON default: all)",
+    )
     summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_set(summary)
     summary.set_defaults(run=_summary)
@@ -83,9 +104,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        dest="overrides", help="override a model param (repeatable); VALUE is "
-                        "YAML: 10, 0.5, true, [1, 2]")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a model param (repeatable); VALUE is YAML: 10, 0.5, true, [1, 2]",
+    )
 
 
 def _input_shape(text: str) -> tuple[int, ...]:
@@ -172,8 +198,11 @@ def _validate(args: argparse.Namespace) -> int:
         file_warnings = len(diagnostics) - file_errors
         errors += file_errors
         warnings += file_warnings
-        report: dict[str, Any] = {"file": str(file), "ok": model is not None,
-                                  "diagnostics": [d.to_dict() for d in diagnostics]}
+        report: dict[str, Any] = {
+            "file": str(file),
+            "ok": model is not None,
+            "diagnostics": [d.to_dict() for d in diagnostics],
+        }
         if model is not None:
             report.update(name=model.name, params=model.params, macs=model.macs)
         reports.append(report)
@@ -181,15 +210,19 @@ def _validate(args: argparse.Namespace) -> int:
             continue
         _print_diagnostics(diagnostics, args.format)
         if model is not None and args.format == "text":
-            print(f"ok  {file}  {model.name}: {model.params:,} params, "
-                  f"{model.macs / 1e9:.3f} GMACs, output {_shape_text(model)}")
+            print(
+                f"ok  {file}  {model.name}: {model.params:,} params, "
+                f"{model.macs / 1e9:.3f} GMACs, output {_shape_text(model)}"
+            )
     failed = errors + (warnings if args.strict else 0)
     if args.format == "json":
         print(json.dumps({"files": reports, "errors": errors, "warnings": warnings}, indent=2))
     else:
         bad = sum(not r["ok"] for r in reports)
-        print(f"{len(files)} file(s): {len(files) - bad} ok, {bad} with errors; "
-              f"{errors} error(s), {warnings} warning(s)")
+        print(
+            f"{len(files)} file(s): {len(files) - bad} ok, {bad} with errors; "
+            f"{errors} error(s), {warnings} warning(s)"
+        )
     return 1 if failed else 0
 
 

@@ -1,4 +1,4 @@
-"""Diagnostics: every user mistake becomes a Diagnostic with a stable code, a location and a hint."""
+"""Diagnostics: each user mistake becomes a Diagnostic with a stable code, location and hint."""
 
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ class SpecError(Exception):
 
 
 class Diagnostics:
-    """Collects diagnostics for one run; identical reports from many block instances fold into one."""
+    """Collects a run's diagnostics; identical reports from many block instances fold into one."""
 
     def __init__(self) -> None:
         self._items: list[Diagnostic] = []
@@ -155,9 +155,7 @@ class Diagnostics:
     ) -> None:
         self.add(Diagnostic(code, message, location, hint, "error", notes), fold_key)
 
-    def warning(
-        self, code: str, message: str, location: Location, hint: str | None = None
-    ) -> None:
+    def warning(self, code: str, message: str, location: Location, hint: str | None = None) -> None:
         self.add(Diagnostic(code, message, location, hint, "warning"))
 
     def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
@@ -196,11 +194,16 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
 
 
 def format_text(diagnostic: Diagnostic, source_lines: Sequence[str] | None = None) -> str:
-    """Compiler-style text: `file:line:col: error CG201: message`, the source line, a caret, hint."""
+    """Compiler-style text: `file:line:col: error CG201: message`, source line, caret, hint."""
     d = diagnostic
     lines = [f"{d.location}: {d.severity} {d.code}: {d.message}"]
     line_no, col = d.location.line, d.location.col
-    if source_lines and line_no is not None and col is not None and 0 < line_no <= len(source_lines):
+    if (
+        source_lines
+        and line_no is not None
+        and col is not None
+        and 0 < line_no <= len(source_lines)
+    ):
         text = source_lines[line_no - 1].rstrip("\n")
         if len(text) <= 200:
             lines.append(f"    {text}")

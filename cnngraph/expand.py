@@ -38,7 +38,11 @@ MAX_REPEAT = 1000
 MAX_NODES = 50_000
 ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "if"})
 TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "list": (list,),
     "any": (object,),
 }
 RESERVED = frozenset({INPUT, "in_channels"})
@@ -69,8 +73,12 @@ class Env:
         return Env({**self.values, **values}, {**self.src, **src})
 
 
-def expand(doc: Document, diags: Diagnostics, params: Mapping[str, Any] | None = None,
-           input_shape: tuple[int, ...] | None = None) -> Graph | None:
+def expand(
+    doc: Document,
+    diags: Diagnostics,
+    params: Mapping[str, Any] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> Graph | None:
     """Expand the document into a Graph, or return None when its skeleton is unusable."""
     spec = _validate_skeleton(doc, diags)
     if spec is None:
@@ -81,12 +89,20 @@ def expand(doc: Document, diags: Diagnostics, params: Mapping[str, Any] | None =
 def _validate_skeleton(doc: Document, diags: Diagnostics) -> SpecFile | None:
     data = doc.data
     if not isinstance(data, dict):
-        diags.error("CG202", "a spec is a mapping with `cnngraph: 1`, `name`, `input` and "
-                    "`layers`", doc.where(()), "see specs/ for examples")
+        diags.error(
+            "CG202",
+            "a spec is a mapping with `cnngraph: 1`, `name`, `input` and `layers`",
+            doc.where(()),
+            "see specs/ for examples",
+        )
         return None
     if "cnngraph" in data and data["cnngraph"] != 1:
-        diags.error("CG206", f"unsupported format version {data['cnngraph']!r}",
-                    doc.where(("cnngraph",)), "this cnngraph reads format version 1")
+        diags.error(
+            "CG206",
+            f"unsupported format version {data['cnngraph']!r}",
+            doc.where(("cnngraph",)),
+            "this cnngraph reads format version 1",
+        )
         return None
     try:
         return SpecFile.model_validate(data)
@@ -136,8 +152,11 @@ class _Expander:
         self._link()
         for name in self.spec.blocks:
             if name not in self.used_blocks:
-                self.diags.warning("CG407", f"block '{name}' is never used",
-                                   self.doc.where(("blocks", name), at_key=True))
+                self.diags.warning(
+                    "CG407",
+                    f"block '{name}' is never used",
+                    self.doc.where(("blocks", name), at_key=True),
+                )
         return self.graph
 
     def _model_params(self, overrides: Mapping[str, Any]) -> Env:
@@ -145,17 +164,26 @@ class _Expander:
         known = {p.name for p in decls}
         for key in overrides:
             if key not in known:
-                self.diags.error("CG307", f"unknown model param '{key}'", self.doc.where(
-                    ("params",), at_key=True), did_you_mean(key, known) or
-                    f"model params: {', '.join(sorted(known)) or 'none'}")
+                self.diags.error(
+                    "CG307",
+                    f"unknown model param '{key}'",
+                    self.doc.where(("params",), at_key=True),
+                    did_you_mean(key, known)
+                    or f"model params: {', '.join(sorted(known)) or 'none'}",
+                )
         env = Env({})
         for p in decls:
+            src: KeyPath
             if p.name in overrides:
                 value = overrides[p.name]
                 src = ("params", p.name)
             elif p.required:
-                self.diags.error("CG308", f"model param '{p.name}' has no default",
-                                 self.doc.where(p.src), f"pass --set {p.name}=VALUE")
+                self.diags.error(
+                    "CG308",
+                    f"model param '{p.name}' has no default",
+                    self.doc.where(p.src),
+                    f"pass --set {p.name}=VALUE",
+                )
                 value, src = INVALID, p.src
             else:
                 value, src = self._eval(p.default, env, p.src), p.src
@@ -169,13 +197,19 @@ class _Expander:
             value = self._eval_static(raw, env, ("input", i), "the input shape")
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIM:
                 if value is not INVALID:
-                    self.diags.error("CG202", f"input dims must be integers in 1..{MAX_DIM}, "
-                                     f"got {value!r}", self.doc.where(("input", i)))
+                    self.diags.error(
+                        "CG202",
+                        f"input dims must be integers in 1..{MAX_DIM}, got {value!r}",
+                        self.doc.where(("input", i)),
+                    )
                 return None
             shape.append(value)
         if len(shape) not in (1, 3):
-            self.diags.error("CG202", f"input must be [C, H, W] or [features], got {shape}",
-                             self.doc.where(("input",)))
+            self.diags.error(
+                "CG202",
+                f"input must be [C, H, W] or [features], got {shape}",
+                self.doc.where(("input",)),
+            )
             return None
         return tuple(shape)
 
@@ -196,13 +230,25 @@ class _Expander:
             elif "." in ref:
                 self.graph.outputs[label] = ref  # a dotted path, checked by the link step
             elif ref not in self.switched_off:  # outputs of switched-off parts just vanish
-                self.diags.error("CG405", f"output '{ref}' is not a layer", self.doc.where(src),
-                                 did_you_mean(ref, names) or "outputs name top-level layers")
+                self.diags.error(
+                    "CG405",
+                    f"output '{ref}' is not a layer",
+                    self.doc.where(src),
+                    did_you_mean(ref, names) or "outputs name top-level layers",
+                )
 
     # ---- bodies and entries ----------------------------------------------------------------
 
-    def _body(self, layers: Layers, prefix: str, inputs: list[str], env: Env, src: KeyPath,
-              names: dict[str, str], scope: tuple[str, ...]) -> str:
+    def _body(
+        self,
+        layers: Layers,
+        prefix: str,
+        inputs: list[str],
+        env: Env,
+        src: KeyPath,
+        names: dict[str, str],
+        scope: tuple[str, ...],
+    ) -> str:
         """Expand entries in sequence; returns the path of the last result."""
         planned = list(self._plan(layers, prefix, env, src, names))
         prev = inputs[0]
@@ -215,9 +261,9 @@ class _Expander:
             prev = self._entry(full, entry, esrc, sources, env, scope, repeat)
         return prev
 
-    def _plan(self, layers: Layers, prefix: str, env: Env, src: KeyPath,
-              names: dict[str, str]) -> Iterator[tuple[str, str, dict[str, Any], KeyPath,
-                                                      int | None]]:
+    def _plan(
+        self, layers: Layers, prefix: str, env: Env, src: KeyPath, names: dict[str, str]
+    ) -> Iterator[tuple[str, str, dict[str, Any], KeyPath, int | None]]:
         """First pass over a body: switch entries off, count repeats, claim names."""
         pairs = layers.items() if isinstance(layers, dict) else enumerate(layers)
         index = 0
@@ -248,9 +294,12 @@ class _Expander:
             return {"op": raw}
         if isinstance(raw, dict):
             return raw
-        self.diags.error("CG207", "a layer is a mapping with `op:` or `block:` (or a bare op "
-                         "name)", self.doc.where(esrc), "e.g. {op: conv2d, out_channels: 64, "
-                         "kernel_size: 3}")
+        self.diags.error(
+            "CG207",
+            "a layer is a mapping with `op:` or `block:` (or a bare op name)",
+            self.doc.where(esrc),
+            "e.g. {op: conv2d, out_channels: 64, kernel_size: 3}",
+        )
         return None
 
     def _switched_on(self, entry: dict[str, Any], env: Env, esrc: KeyPath, full: str) -> bool:
@@ -260,9 +309,12 @@ class _Expander:
         if cond is INVALID:
             return False
         if not isinstance(cond, bool):
-            self.diags.error("CG312", f"`if` must be true or false, got {cond!r}",
-                             self.doc.where((*esrc, "if")), "compare explicitly, e.g. "
-                             "${depth > 0}")
+            self.diags.error(
+                "CG312",
+                f"`if` must be true or false, got {cond!r}",
+                self.doc.where((*esrc, "if")),
+                "compare explicitly, e.g. ${depth > 0}",
+            )
             return False
         if not cond:
             self.switched_off[full] = esrc
@@ -275,37 +327,58 @@ class _Expander:
         if count is INVALID:
             return 0
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_REPEAT:
-            self.diags.error("CG305", f"repeat must be an integer in 0..{MAX_REPEAT}, got "
-                             f"{count!r}", self.doc.where((*esrc, "repeat")))
+            self.diags.error(
+                "CG305",
+                f"repeat must be an integer in 0..{MAX_REPEAT}, got {count!r}",
+                self.doc.where((*esrc, "repeat")),
+            )
             return 0
         return count
 
     def _valid_name(self, name: str, esrc: KeyPath) -> bool:
         if _IDENTIFIER.match(name) and not keyword.iskeyword(name):
             return True
-        self.diags.error("CG202", f"layer name '{name}' is not a valid identifier",
-                         self.doc.where(esrc, at_key=True), "names become module attributes: "
-                         "letters, digits and _, not starting with a digit, not a keyword")
+        self.diags.error(
+            "CG202",
+            f"layer name '{name}' is not a valid identifier",
+            self.doc.where(esrc, at_key=True),
+            "names become module attributes: "
+            "letters, digits and _, not starting with a digit, not a keyword",
+        )
         return False
 
     def _claim(self, names: dict[str, str], local: str, full: str, esrc: KeyPath) -> bool:
         if local in RESERVED or local in names:
             taken = "a reserved name" if local in RESERVED else "already used in this block"
-            self.diags.error("CG402", f"duplicate name '{full}': '{local}' is {taken}",
-                             self.doc.where(esrc, at_key=True), "rename this layer")
+            self.diags.error(
+                "CG402",
+                f"duplicate name '{full}': '{local}' is {taken}",
+                self.doc.where(esrc, at_key=True),
+                "rename this layer",
+            )
             return False
         names[local] = full
         return True
 
-    def _sources(self, entry: dict[str, Any], esrc: KeyPath, names: dict[str, str], prev: str,
-                 prefix: str, local: str) -> list[str] | None:
+    def _sources(
+        self,
+        entry: dict[str, Any],
+        esrc: KeyPath,
+        names: dict[str, str],
+        prev: str,
+        prefix: str,
+        local: str,
+    ) -> list[str] | None:
         if "from" not in entry:
             return [prev]
         raw = entry["from"]
         refs = [raw] if isinstance(raw, str) else raw
         if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
-            self.diags.error("CG202", "`from` is a layer name or a list of names",
-                             self.doc.where((*esrc, "from")))
+            self.diags.error(
+                "CG202",
+                "`from` is a layer name or a list of names",
+                self.doc.where((*esrc, "from")),
+            )
             return None
         out = []
         for i, ref in enumerate(refs):
@@ -316,54 +389,97 @@ class _Expander:
             elif "." in ref and not prefix:
                 out.append(ref)  # a dotted path into a block, checked by the link step
             elif full_ref in self.switched_off:
-                self.diags.error("CG401", f"'{local}' uses '{ref}', which is switched off",
-                                 self.doc.where(rsrc), "switch both on and off together "
-                                 "(the same `if:`)")
+                self.diags.error(
+                    "CG401",
+                    f"'{local}' uses '{ref}', which is switched off",
+                    self.doc.where(rsrc),
+                    "switch both on and off together (the same `if:`)",
+                )
                 return None
             else:
-                self.diags.error("CG401", f"unknown reference '{ref}' in `from` of '{local}'",
-                                 self.doc.where(rsrc), did_you_mean(ref, names) or
-                                 f"names here: {', '.join(names)}")
+                self.diags.error(
+                    "CG401",
+                    f"unknown reference '{ref}' in `from` of '{local}'",
+                    self.doc.where(rsrc),
+                    did_you_mean(ref, names) or f"names here: {', '.join(names)}",
+                )
                 return None
         return out
 
-    def _entry(self, full: str, entry: dict[str, Any], esrc: KeyPath, sources: list[str],
-               env: Env, scope: tuple[str, ...], repeat: int | None) -> str:
+    def _entry(
+        self,
+        full: str,
+        entry: dict[str, Any],
+        esrc: KeyPath,
+        sources: list[str],
+        env: Env,
+        scope: tuple[str, ...],
+        repeat: int | None,
+    ) -> str:
         if repeat is None:
             return self._single(full, entry, esrc, sources, env, scope, None)
         label = str(entry.get("block") or entry.get("op"))
         container = self._scope(full, "repeat", f"{label} x{repeat}", esrc)
         out = full
         for i in range(repeat):
-            out = self._single(f"{full}.{i}", entry, esrc, sources, env, (*scope, full),
-                               (i, repeat))
+            out = self._single(
+                f"{full}.{i}", entry, esrc, sources, env, (*scope, full), (i, repeat)
+            )
             sources = [out]
         container.output = out
         return full
 
-    def _single(self, full: str, entry: dict[str, Any], esrc: KeyPath, sources: list[str],
-                env: Env, scope: tuple[str, ...], index: tuple[int, int] | None) -> str:
+    def _single(
+        self,
+        full: str,
+        entry: dict[str, Any],
+        esrc: KeyPath,
+        sources: list[str],
+        env: Env,
+        scope: tuple[str, ...],
+        index: tuple[int, int] | None,
+    ) -> str:
         self._dispatch(full, entry, esrc, sources, env, scope, index)
         if full not in self.graph.nodes and full not in self.graph.scopes:
             self.failed.add(full)
         return full
 
-    def _dispatch(self, full: str, entry: dict[str, Any], esrc: KeyPath, sources: list[str],
-                  env: Env, scope: tuple[str, ...], index: tuple[int, int] | None) -> str:
+    def _dispatch(
+        self,
+        full: str,
+        entry: dict[str, Any],
+        esrc: KeyPath,
+        sources: list[str],
+        env: Env,
+        scope: tuple[str, ...],
+        index: tuple[int, int] | None,
+    ) -> str:
         if "op" in entry and "block" in entry:
-            self.diags.error("CG207", "a layer has either `op:` or `block:`, not both",
-                             self.doc.where(esrc))
+            self.diags.error(
+                "CG207", "a layer has either `op:` or `block:`, not both", self.doc.where(esrc)
+            )
             return full
         if "block" in entry:
             return self._block_call(full, entry, esrc, sources, env, scope, index)
         if "op" in entry:
             return self._op_node(full, entry, esrc, sources, env, scope)
-        self.diags.error("CG207", f"layer '{full}' needs `op:` or `block:`", self.doc.where(esrc),
-                         did_you_mean(next(iter(entry), ""), ["op", "block"]))
+        self.diags.error(
+            "CG207",
+            f"layer '{full}' needs `op:` or `block:`",
+            self.doc.where(esrc),
+            did_you_mean(next(iter(entry), ""), ["op", "block"]),
+        )
         return full
 
-    def _op_node(self, full: str, entry: dict[str, Any], esrc: KeyPath, sources: list[str],
-                 env: Env, scope: tuple[str, ...]) -> str:
+    def _op_node(
+        self,
+        full: str,
+        entry: dict[str, Any],
+        esrc: KeyPath,
+        sources: list[str],
+        env: Env,
+        scope: tuple[str, ...],
+    ) -> str:
         kind = self._eval_static(entry["op"], env, (*esrc, "op"), "`op`")
         if kind is INVALID:
             return full
@@ -371,8 +487,12 @@ class _Expander:
             hint = did_you_mean(str(kind), OPS)
             if isinstance(kind, str) and kind in self.spec.blocks:
                 hint = f"'{kind}' is a block: write `block: {kind}`"
-            self.diags.error("CG204", f"unknown op '{kind}'", self.doc.where((*esrc, "op")),
-                             hint or "see `cnngraph schema` for the list of ops")
+            self.diags.error(
+                "CG204",
+                f"unknown op '{kind}'",
+                self.doc.where((*esrc, "op")),
+                hint or "see `cnngraph schema` for the list of ops",
+            )
             return full
         fields: dict[str, Any] = {}
         field_src: dict[str, KeyPath] = {}
@@ -387,8 +507,16 @@ class _Expander:
 
     # ---- blocks ----------------------------------------------------------------------------
 
-    def _block_call(self, full: str, entry: dict[str, Any], esrc: KeyPath, sources: list[str],
-                    env: Env, scope: tuple[str, ...], index: tuple[int, int] | None) -> str:
+    def _block_call(
+        self,
+        full: str,
+        entry: dict[str, Any],
+        esrc: KeyPath,
+        sources: list[str],
+        env: Env,
+        scope: tuple[str, ...],
+        index: tuple[int, int] | None,
+    ) -> str:
         name = self._eval_static(entry["block"], env, (*esrc, "block"), "`block`")
         if name is INVALID:
             return full
@@ -397,18 +525,28 @@ class _Expander:
             hint = did_you_mean(str(name), self.spec.blocks)
             if isinstance(name, str) and name in OPS:
                 hint = f"'{name}' is an op: write `op: {name}`"
-            self.diags.error("CG205", f"unknown block '{name}'", self.doc.where((*esrc, "block")),
-                             hint or f"blocks: {', '.join(self.spec.blocks) or 'none defined'}")
+            self.diags.error(
+                "CG205",
+                f"unknown block '{name}'",
+                self.doc.where((*esrc, "block")),
+                hint or f"blocks: {', '.join(self.spec.blocks) or 'none defined'}",
+            )
             return full
         if name in self.stack:
-            self.diags.error("CG309", f"block '{name}' uses itself (via "
-                             f"{' -> '.join([*self.stack, name])})", self.doc.where(esrc))
+            self.diags.error(
+                "CG309",
+                f"block '{name}' uses itself (via {' -> '.join([*self.stack, name])})",
+                self.doc.where(esrc),
+            )
             return full
         self.used_blocks.add(name)
         if len(sources) != len(bdef.inputs):
-            self.diags.error("CG408", f"block '{name}' takes {len(bdef.inputs)} input(s) "
-                             f"({', '.join(bdef.inputs)}), '{full}' gives {len(sources)}",
-                             self.doc.where((*esrc, "from") if "from" in entry else esrc))
+            self.diags.error(
+                "CG408",
+                f"block '{name}' takes {len(bdef.inputs)} input(s) "
+                f"({', '.join(bdef.inputs)}), '{full}' gives {len(sources)}",
+                self.doc.where((*esrc, "from") if "from" in entry else esrc),
+            )
             return full
         benv = self._bind(name, entry, esrc, env, index, sources[0])
         instance = self._scope(full, "block", name, esrc)
@@ -419,8 +557,15 @@ class _Expander:
             self.stack.pop()
         return full
 
-    def _bind(self, name: str, entry: dict[str, Any], esrc: KeyPath, env: Env,
-              index: tuple[int, int] | None, first_input: str) -> Env:
+    def _bind(
+        self,
+        name: str,
+        entry: dict[str, Any],
+        esrc: KeyPath,
+        env: Env,
+        index: tuple[int, int] | None,
+        first_input: str,
+    ) -> Env:
         decls = self._param_decls.get(name)
         if decls is None:
             decls = self._parse_params(self.spec.blocks[name].params, ("blocks", name, "params"))
@@ -428,10 +573,13 @@ class _Expander:
         declared = {p.name for p in decls}
         for key in entry:
             if key not in ENTRY_KEYS and key not in declared:
-                self.diags.error("CG307", f"block '{name}' has no param '{key}'",
-                                 self.doc.where((*esrc, key), at_key=True),
-                                 did_you_mean(key, declared) or
-                                 f"params of '{name}': {', '.join(sorted(declared)) or 'none'}")
+                self.diags.error(
+                    "CG307",
+                    f"block '{name}' has no param '{key}'",
+                    self.doc.where((*esrc, key), at_key=True),
+                    did_you_mean(key, declared)
+                    or f"params of '{name}': {', '.join(sorted(declared)) or 'none'}",
+                )
         symbol = ShapeSymbol(first_input)
         self.symbols.append(symbol)
         benv = env.with_values({"in_channels": symbol}, {})
@@ -443,8 +591,12 @@ class _Expander:
                 value = self._eval(raw, env, psrc)
                 psrc = self._origin(raw, env) or psrc
             elif p.required:
-                self.diags.error("CG308", f"block '{name}' needs param '{p.name}'",
-                                 self.doc.where(esrc), f"add `{p.name}: ...` to this call")
+                self.diags.error(
+                    "CG308",
+                    f"block '{name}' needs param '{p.name}'",
+                    self.doc.where(esrc),
+                    f"add `{p.name}: ...` to this call",
+                )
                 value, psrc = INVALID, esrc
             else:
                 value, psrc = self._eval(p.default, benv, p.src), p.src
@@ -452,21 +604,32 @@ class _Expander:
             benv = benv.with_values({p.name: value}, {p.name: psrc})
         return benv
 
-    def _per_repeat(self, raw: list[Any], psrc: KeyPath, index: tuple[int, int], block: str,
-                    param: str) -> tuple[Any, KeyPath]:
+    def _per_repeat(
+        self, raw: list[Any], psrc: KeyPath, index: tuple[int, int], block: str, param: str
+    ) -> tuple[Any, KeyPath]:
         i, count = index
         if not raw or len(raw) > count:
             if i == 0:
-                self.diags.error("CG306", f"'{param}' of block '{block}' lists {len(raw)} "
-                                 f"values for {count} repeats", self.doc.where(psrc),
-                                 "give one value per repeat at most; the last value carries "
-                                 "on to the remaining repeats")
+                self.diags.error(
+                    "CG306",
+                    f"'{param}' of block '{block}' lists {len(raw)} values for {count} repeats",
+                    self.doc.where(psrc),
+                    "give one value per repeat at most; the last value carries "
+                    "on to the remaining repeats",
+                )
             return INVALID, psrc
         j = min(i, len(raw) - 1)
         return raw[j], (*psrc, j)
 
-    def _block_body(self, full: str, name: str, bdef: BlockDef, sources: list[str], env: Env,
-                    scope: tuple[str, ...]) -> str:
+    def _block_body(
+        self,
+        full: str,
+        name: str,
+        bdef: BlockDef,
+        sources: list[str],
+        env: Env,
+        scope: tuple[str, ...],
+    ) -> str:
         bsrc: KeyPath = ("blocks", name)
         names = {}
         for local, source in zip(bdef.inputs, sources, strict=True):
@@ -482,48 +645,78 @@ class _Expander:
                     continue
                 if _is_entry(layers):  # a branch that is one layer or block, named as the branch
                     inputs = dict(zip(bdef.inputs, sources, strict=True))
-                    outs.append(self._body({branch: layers}, full, sources, env,
-                                           (*bsrc, "branches"), inputs, scope))
+                    outs.append(
+                        self._body(
+                            {branch: layers}, full, sources, env, (*bsrc, "branches"), inputs, scope
+                        )
+                    )
                     continue
                 container = self._scope(path, "branch", branch, brsrc)
                 branch_names = dict(zip(bdef.inputs, sources, strict=True))
-                container.output = self._body(layers, path, sources, env, brsrc, branch_names,
-                                              (*scope, path))
+                container.output = self._body(
+                    layers, path, sources, env, brsrc, branch_names, (*scope, path)
+                )
                 outs.append(path)
             out = self._join(full, str(bdef.merge), outs, (*bsrc, "merge"), names, scope)
         if bdef.residual:
-            out = self._residual(full, bdef.residual, sources[0], out, env,
-                                 (*bsrc, "residual"), names, scope)
+            out = self._residual(
+                full, bdef.residual, sources[0], out, env, (*bsrc, "residual"), names, scope
+            )
         if bdef.gate:
-            out = self._join(full, "gate", [sources[0], out], (*bsrc, "gate"), names, scope,
-                             kind="mul")
+            out = self._join(
+                full, "gate", [sources[0], out], (*bsrc, "gate"), names, scope, kind="mul"
+            )
         if bdef.then is not None:
             then: Layers = {"then": bdef.then} if isinstance(bdef.then, str) else bdef.then
             out = self._body(then, full, [out], env, (*bsrc, "then"), names, scope)
         if bdef.output is not None:
             if bdef.output in names:
                 return names[bdef.output]
-            self.diags.error("CG401", f"block '{name}': output '{bdef.output}' is not a layer "
-                             "of the block", self.doc.where((*bsrc, "output")),
-                             did_you_mean(bdef.output, names))
+            self.diags.error(
+                "CG401",
+                f"block '{name}': output '{bdef.output}' is not a layer of the block",
+                self.doc.where((*bsrc, "output")),
+                did_you_mean(bdef.output, names),
+            )
         return out
 
-    def _join(self, full: str, local: str, sources: list[str], src: KeyPath,
-              names: dict[str, str], scope: tuple[str, ...], kind: str | None = None,
-              when: Any = True) -> str:
+    def _join(
+        self,
+        full: str,
+        local: str,
+        sources: list[str],
+        src: KeyPath,
+        names: dict[str, str],
+        scope: tuple[str, ...],
+        kind: str | None = None,
+        when: Any = True,
+    ) -> str:
         """The node joining a block's paths (concat, add, gate), named after what it does."""
         path = f"{full}.{local}"
         if local in names:
-            self.diags.error("CG402", f"'{path}': a layer named '{local}' takes the name of the "
-                             f"block's {kind or local} join", self.doc.where(src, at_key=True),
-                             f"rename that layer; '{local}' names the join")
+            self.diags.error(
+                "CG402",
+                f"'{path}': a layer named '{local}' takes the name of the "
+                f"block's {kind or local} join",
+                self.doc.where(src, at_key=True),
+                f"rename that layer; '{local}' names the join",
+            )
         else:
             names[local] = path
             self._add(Node(path, kind or local, tuple(sources), {}, src, scope=scope, when=when))
         return path
 
-    def _residual(self, full: str, raw: bool | ResidualSpec, shortcut: str, out: str, env: Env,
-                  src: KeyPath, names: dict[str, str], scope: tuple[str, ...]) -> str:
+    def _residual(
+        self,
+        full: str,
+        raw: bool | ResidualSpec,
+        shortcut: str,
+        out: str,
+        env: Env,
+        src: KeyPath,
+        names: dict[str, str],
+        scope: tuple[str, ...],
+    ) -> str:
         spec = raw if isinstance(raw, ResidualSpec) else ResidualSpec()
         when: Any = spec.when
         if isinstance(when, str):
@@ -531,8 +724,11 @@ class _Expander:
             if when is INVALID:
                 return out
             if not isinstance(when, (bool, Pending)):
-                self.diags.error("CG312", f"residual `when` must be true or false, got {when!r}",
-                                 self.doc.where((*src, "when")))
+                self.diags.error(
+                    "CG312",
+                    f"residual `when` must be true or false, got {when!r}",
+                    self.doc.where((*src, "when")),
+                )
                 return out
         if when is False:
             return out
@@ -540,9 +736,19 @@ class _Expander:
             proj = f"{full}.{spec.projection}"
             psrc = (*src, "projection")
             if self._valid_name(spec.projection, psrc) and self._claim(
-                    names, spec.projection, proj, psrc):
-                self._add(Node(proj, "projection", (shortcut, out), {"norm": spec.norm}, src,
-                               scope=scope, when=when))
+                names, spec.projection, proj, psrc
+            ):
+                self._add(
+                    Node(
+                        proj,
+                        "projection",
+                        (shortcut, out),
+                        {"norm": spec.norm},
+                        src,
+                        scope=scope,
+                        when=when,
+                    )
+                )
                 shortcut = proj
         return self._join(full, "add", [out, shortcut], src, names, scope, when=when)
 
@@ -553,20 +759,34 @@ class _Expander:
         for name, value in raw.items():
             psrc = (*src, name)
             if not _IDENTIFIER.match(name) or name in RESERVED:
-                self.diags.error("CG307", f"'{name}' cannot be a param name",
-                                 self.doc.where(psrc, at_key=True),
-                                 "in_channels and input are reserved; use an identifier")
+                self.diags.error(
+                    "CG307",
+                    f"'{name}' cannot be a param name",
+                    self.doc.where(psrc, at_key=True),
+                    "in_channels and input are reserved; use an identifier",
+                )
                 continue
             if isinstance(value, str) and value in TYPES:
                 out.append(Param(name, value, None, True, psrc))
             elif isinstance(value, dict) and set(value) <= {"type", "default"} and "type" in value:
                 ptype = value["type"]
                 if ptype not in TYPES:
-                    self.diags.error("CG307", f"param '{name}' has unknown type {ptype!r}",
-                                     self.doc.where((*psrc, "type")), f"types: {', '.join(TYPES)}")
+                    self.diags.error(
+                        "CG307",
+                        f"param '{name}' has unknown type {ptype!r}",
+                        self.doc.where((*psrc, "type")),
+                        f"types: {', '.join(TYPES)}",
+                    )
                     continue
-                out.append(Param(name, ptype, value.get("default"), "default" not in value,
-                                 (*psrc, "default")))
+                out.append(
+                    Param(
+                        name,
+                        ptype,
+                        value.get("default"),
+                        "default" not in value,
+                        (*psrc, "default"),
+                    )
+                )
             else:
                 out.append(Param(name, _type_of(value), value, False, psrc))
         return out
@@ -578,8 +798,9 @@ class _Expander:
         if isinstance(value, bool) and p.type in ("int", "float"):
             ok = False
         if not ok:
-            self.diags.error("CG307", f"{what} '{p.name}' must be {p.type}, got {value!r}",
-                             self.doc.where(src))
+            self.diags.error(
+                "CG307", f"{what} '{p.name}' must be {p.type}, got {value!r}", self.doc.where(src)
+            )
 
     def _eval(self, raw: Any, env: Env, src: KeyPath) -> Any:
         """Evaluate a spec value: expressions become values, or Deferred if they need shapes."""
@@ -604,9 +825,12 @@ class _Expander:
     def _eval_static(self, raw: Any, env: Env, src: KeyPath, what: str) -> Any:
         value = self._eval(raw, env, src)
         if contains_pending(value):
-            self.diags.error("CG310", f"{what} cannot depend on tensor shapes (in_channels)",
-                             self.doc.where(src), "only layer fields, block params and "
-                             "residual `when` may use in_channels")
+            self.diags.error(
+                "CG310",
+                f"{what} cannot depend on tensor shapes (in_channels)",
+                self.doc.where(src),
+                "only layer fields, block params and residual `when` may use in_channels",
+            )
             return INVALID
         return value
 
@@ -620,8 +844,12 @@ class _Expander:
 
     def _add(self, node: Node) -> None:
         if len(self.graph.nodes) >= MAX_NODES:
-            self.diags.error("CG311", f"the model expands to more than {MAX_NODES:,} layers",
-                             self.doc.where(node.src), "check repeat counts and params")
+            self.diags.error(
+                "CG311",
+                f"the model expands to more than {MAX_NODES:,} layers",
+                self.doc.where(node.src),
+                "check repeat counts and params",
+            )
             raise _TooLarge
         if node.name in self.graph.nodes or node.name in self.graph.scopes:
             self.diags.error("CG402", f"duplicate name '{node.name}'", self.doc.where(node.src))
@@ -643,9 +871,12 @@ class _Expander:
             for ref in node.inputs:
                 target = self._final(ref)
                 if target is None and not self._failed(ref):
-                    self.diags.error("CG401", f"'{node.name}' uses unknown layer '{ref}'",
-                                     self.doc.where((*node.src, "from")),
-                                     did_you_mean(ref, self.graph.nodes))
+                    self.diags.error(
+                        "CG401",
+                        f"'{node.name}' uses unknown layer '{ref}'",
+                        self.doc.where((*node.src, "from")),
+                        did_you_mean(ref, self.graph.nodes),
+                    )
                 linked.append(target or ref)
             node.inputs = tuple(linked)
         for scope in self.graph.scopes.values():
@@ -655,8 +886,12 @@ class _Expander:
         for label, ref in list(self.graph.outputs.items()):
             target = self._final(ref)
             if target is None:
-                self.diags.error("CG405", f"output '{ref}' is not a layer",
-                                 self.doc.where(("outputs",)), did_you_mean(ref, self.graph.nodes))
+                self.diags.error(
+                    "CG405",
+                    f"output '{ref}' is not a layer",
+                    self.doc.where(("outputs",)),
+                    did_you_mean(ref, self.graph.nodes),
+                )
                 del self.graph.outputs[label]
             else:
                 self.graph.outputs[label] = target

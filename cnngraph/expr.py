@@ -1,4 +1,4 @@
-"""Safe expressions over params: a whitelisted subset of Python syntax, evaluated by walking its AST.
+"""Safe expressions over params: a whitelisted subset of Python syntax, evaluated on its AST.
 
 `$width` is a reference; `${width * 4}` an expression. Nothing here calls eval, reads
 attributes, or calls a function outside FUNCTIONS.
@@ -143,8 +143,14 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.In: lambda a, b: a in b,
     ast.NotIn: lambda a, b: a not in b,
 }
-_CONSTANT_NAMES = {"true": True, "false": False, "null": None, "True": True, "False": False,
-                   "None": None}
+_CONSTANT_NAMES = {
+    "true": True,
+    "false": False,
+    "null": None,
+    "True": True,
+    "False": False,
+    "None": None,
+}
 
 
 def source_of(value: object) -> str | None:
@@ -156,8 +162,11 @@ def source_of(value: object) -> str | None:
     match = _REFERENCE.match(value)
     if match:
         return match.group(1)
-    raise ExprError("CG301", f"'{value}' is neither a reference ($name) nor an expression (${{...}})",
-                    "write $width for a param or ${width * 2} for an expression")
+    raise ExprError(
+        "CG301",
+        f"'{value}' is neither a reference ($name) nor an expression (${{...}})",
+        "write $width for a param or ${width * 2} for an expression",
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -174,9 +183,27 @@ def compile_expression(text: str) -> ast.expr:
 
 
 def _check_allowed(node: ast.AST) -> None:
-    allowed = (ast.Expression, ast.Constant, ast.Name, ast.BinOp, ast.UnaryOp, ast.BoolOp,
-               ast.Compare, ast.IfExp, ast.Call, ast.List, ast.Tuple, ast.Subscript, ast.Load,
-               ast.operator, ast.unaryop, ast.boolop, ast.cmpop, ast.keyword, ast.Slice)
+    allowed = (
+        ast.Expression,
+        ast.Constant,
+        ast.Name,
+        ast.BinOp,
+        ast.UnaryOp,
+        ast.BoolOp,
+        ast.Compare,
+        ast.IfExp,
+        ast.Call,
+        ast.List,
+        ast.Tuple,
+        ast.Subscript,
+        ast.Load,
+        ast.operator,
+        ast.unaryop,
+        ast.boolop,
+        ast.cmpop,
+        ast.keyword,
+        ast.Slice,
+    )
     if isinstance(node, ast.BinOp) and type(node.op) not in _BINARY:
         raise ExprError("CG303", f"operator '{type(node.op).__name__}' is not allowed")
     if isinstance(node, ast.Compare) and any(type(op) not in _COMPARE for op in node.ops):
@@ -184,21 +211,28 @@ def _check_allowed(node: ast.AST) -> None:
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
             what = node.func.id if isinstance(node.func, ast.Name) else "this call"
-            raise ExprError("CG303", f"'{what}' is not an allowed function",
-                            "allowed: " + ", ".join(sorted(FUNCTIONS)))
+            raise ExprError(
+                "CG303",
+                f"'{what}' is not an allowed function",
+                "allowed: " + ", ".join(sorted(FUNCTIONS)),
+            )
         if any(k.arg is None for k in node.keywords):
             raise ExprError("CG303", "'**' arguments are not allowed")
         if any(isinstance(a, ast.Starred) for a in node.args):
             raise ExprError("CG303", "'*' arguments are not allowed")
     if isinstance(node, ast.Attribute):
         raise ExprError("CG303", "attribute access ('.') is not allowed in expressions")
-    if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str, bool,
-                                                                      type(None))):
+    if isinstance(node, ast.Constant) and not isinstance(
+        node.value, (int, float, str, bool, type(None))
+    ):
         raise ExprError("CG303", f"constant {node.value!r} is not allowed")
     if not isinstance(node, allowed):
-        raise ExprError("CG303", f"'{type(node).__name__}' is not allowed in expressions",
-                        "expressions may use arithmetic, comparisons, and/or/not, "
-                        "x if c else y, lists, indexing and the whitelisted functions")
+        raise ExprError(
+            "CG303",
+            f"'{type(node).__name__}' is not allowed in expressions",
+            "expressions may use arithmetic, comparisons, and/or/not, "
+            "x if c else y, lists, indexing and the whitelisted functions",
+        )
 
 
 def evaluate(text: str, env: Mapping[str, Any], resolve: Resolver | None = None) -> Any:
@@ -232,9 +266,12 @@ class _Evaluator:
             return value
         if node.id in _CONSTANT_NAMES:
             return _CONSTANT_NAMES[node.id]
-        raise ExprError("CG302", f"unknown name '{node.id}' in expression",
-                        did_you_mean(node.id, self.env) or
-                        "names are model params, block params, or in_channels")
+        raise ExprError(
+            "CG302",
+            f"unknown name '{node.id}' in expression",
+            did_you_mean(node.id, self.env)
+            or "names are model params, block params, or in_channels",
+        )
 
     def _BinOp(self, node: ast.BinOp) -> Any:
         left, right = self.eval(node.left), self.eval(node.right)
@@ -247,8 +284,11 @@ class _Evaluator:
     def _UnaryOp(self, node: ast.UnaryOp) -> Any:
         value = self.eval(node.operand)
         ops: dict[type[ast.unaryop], Callable[[Any], Any]] = {
-            ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_,
-            ast.Invert: operator.invert}
+            ast.USub: operator.neg,
+            ast.UAdd: operator.pos,
+            ast.Not: operator.not_,
+            ast.Invert: operator.invert,
+        }
         return self._apply(ops[type(node.op)], value)
 
     def _BoolOp(self, node: ast.BoolOp) -> Any:
@@ -288,14 +328,15 @@ class _Evaluator:
     def _Subscript(self, node: ast.Subscript) -> Any:
         container = self.eval(node.value)
         if isinstance(node.slice, ast.Slice):
-            parts = [None if p is None else self.eval(p)
-                     for p in (node.slice.lower, node.slice.upper, node.slice.step)]
+            parts = [
+                None if p is None else self.eval(p)
+                for p in (node.slice.lower, node.slice.upper, node.slice.step)
+            ]
             return self._apply(lambda c: c[slice(*parts)], container)
         return self._apply(operator.getitem, container, self.eval(node.slice))
 
     @staticmethod
-    def _apply(func: Callable[..., Any], *args: Any, name: str | None = None,
-               **kwargs: Any) -> Any:
+    def _apply(func: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except ZeroDivisionError:

@@ -11,8 +11,9 @@ def conv_out(n: int, kernel: int, stride: int, pad_total: int, dilation: int) ->
     return (n + pad_total - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def conv_transpose_out(n: int, kernel: int, stride: int, pad: int, dilation: int,
-                       output_padding: int) -> int:
+def conv_transpose_out(
+    n: int, kernel: int, stride: int, pad: int, dilation: int, output_padding: int
+) -> int:
     """ConvTranspose2d: (n-1)s - 2p + d(k-1) + output_padding + 1."""
     return (n - 1) * stride - 2 * pad + dilation * (kernel - 1) + output_padding + 1
 
@@ -28,7 +29,7 @@ def pool_out(n: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mod
 
 
 def same_padding(kernel: int, dilation: int) -> tuple[int, int]:
-    """padding='same' (stride 1): the total d(k-1), the odd pixel going to the end, as torch does."""
+    """padding='same' (stride 1): d(k-1) in total, the odd pixel at the end, as in torch."""
     total = dilation * (kernel - 1)
     return total // 2, total - total // 2
 

@@ -1,4 +1,4 @@
-"""The intermediate representation: named nodes in spec order, the scopes that group them, outputs."""
+"""The intermediate representation: named nodes in spec order, their scopes, the outputs."""
 
 from __future__ import annotations
 

@@ -19,8 +19,12 @@ from .passes.sizes import AxisRule, input_size_rules
 from .passes.validate import validate
 
 
-def load(spec: str | Path | Mapping[str, Any], params: Mapping[str, Any] | None = None,
-         input_shape: Shape | None = None, name: str | None = None) -> Model:
+def load(
+    spec: str | Path | Mapping[str, Any],
+    params: Mapping[str, Any] | None = None,
+    input_shape: Shape | None = None,
+    name: str | None = None,
+) -> Model:
     """Compile a spec (a path, YAML/JSON text, or a mapping) into a Model.
 
     `params` overrides model-level params; `input_shape` overrides the spec's input. Raises
@@ -54,9 +58,15 @@ class Row:
     inputs: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "op": self.op,
-                               "depth": self.depth, "output_shape": list(self.shape),
-                               "params": self.params, "macs": self.macs}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "op": self.op,
+            "depth": self.depth,
+            "output_shape": list(self.shape),
+            "params": self.params,
+            "macs": self.macs,
+        }
         if self.kind == "layer":
             out["inputs"] = list(self.inputs)
         return out
@@ -65,8 +75,13 @@ class Row:
 class Model:
     """A compiled spec: shapes, parameter counts and MACs of every layer and of the whole."""
 
-    def __init__(self, graph: Graph, layers: dict[str, LayerInfo], inference: ShapeInference,
-                 diagnostics: list[Diagnostic]) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        layers: dict[str, LayerInfo],
+        inference: ShapeInference,
+        diagnostics: list[Diagnostic],
+    ) -> None:
         self.graph = graph
         self._layers = layers
         self._inference = inference
@@ -134,10 +149,23 @@ class Model:
                     rows.append(self._scope_row(self.graph.scopes[path], level, totals[path]))
             level = len(node.scope) + 1
             if depth is None or level <= depth:
-                op = info.op.label(info.input_shapes) if info.op is not None and info.active else (
-                    f"{info.kind} (skipped)")
-                rows.append(Row(info.name, "layer", op, level, info.shape, info.params,
-                                info.macs, info.inputs))
+                op = (
+                    info.op.label(info.input_shapes)
+                    if info.op is not None and info.active
+                    else (f"{info.kind} (skipped)")
+                )
+                rows.append(
+                    Row(
+                        info.name,
+                        "layer",
+                        op,
+                        level,
+                        info.shape,
+                        info.params,
+                        info.macs,
+                        info.inputs,
+                    )
+                )
         return rows
 
     def _scope_row(self, scope: Scope, level: int, total: list[int]) -> Row:
@@ -156,5 +184,7 @@ class Model:
         return render_dict(self, depth)
 
     def __repr__(self) -> str:
-        return (f"<cnngraph.Model {self.name!r}: {self.params:,} params, {self.macs:,} MACs, "
-                f"output {self.output_shape}>")
+        return (
+            f"<cnngraph.Model {self.name!r}: {self.params:,} params, {self.macs:,} MACs, "
+            f"output {self.output_shape}>"
+        )

@@ -18,25 +18,35 @@ def _clean(loc: Sequence[int | str]) -> KeyPath:
     return tuple(p for p in loc if isinstance(p, int) or ("[" not in p and p not in _TAGS))
 
 
+def _has(data: Any, part: str | int) -> bool:
+    if isinstance(data, dict):
+        return part in data
+    return isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+
+
 def _existing(data: Any, path: KeyPath) -> KeyPath:
     """The longest prefix of `path` present in `data`: errors inside a union group there."""
     out: list[str | int] = []
     for part in path:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
-            data = data[part]
-        else:
+        if not _has(data, part):
             if isinstance(part, str) and isinstance(data, dict):
                 out.append(part)  # a missing or unknown key is itself the location
             break
+        data = data[part]
         out.append(part)
     return tuple(out)
 
 
-def report(errors: Sequence[ErrorDetails], data: Any, base: KeyPath, doc: Document,
-           diags: Diagnostics, what: str, fields_at: Callable[[KeyPath], Sequence[str]],
-           where: Callable[[KeyPath, bool], Any] | None = None) -> None:
+def report(
+    errors: Sequence[ErrorDetails],
+    data: Any,
+    base: KeyPath,
+    doc: Document,
+    diags: Diagnostics,
+    what: str,
+    fields_at: Callable[[KeyPath], Sequence[str]],
+    where: Callable[[KeyPath, bool], Any] | None = None,
+) -> None:
     """Report pydantic `errors` for `data` (found at `base` in `doc`) as diagnostics.
 
     `fields_at(path)` lists the fields valid at a path, for did-you-mean hints; `where`
@@ -48,7 +58,7 @@ def report(errors: Sequence[ErrorDetails], data: Any, base: KeyPath, doc: Docume
         groups.setdefault(_existing(data, _clean(err["loc"])), []).append(err)
     paths = list(groups)
     for path, errs in groups.items():
-        if any(other[:len(path)] == path and other != path for other in paths):
+        if any(other[: len(path)] == path and other != path for other in paths):
             continue  # a deeper error says more about the same value
         types = {e["type"] for e in errs}
         name = ".".join(str(p) for p in path)
@@ -56,7 +66,8 @@ def report(errors: Sequence[ErrorDetails], data: Any, base: KeyPath, doc: Docume
             candidates = list(fields_at(path[:-1]))
             code, detail, loc = "CG201", f"unknown field '{path[-1]}'", locate(path, True)
             hint = did_you_mean(str(path[-1]), candidates) or (
-                f"fields: {', '.join(candidates)}" if candidates else None)
+                f"fields: {', '.join(candidates)}" if candidates else None
+            )
         elif "missing" in types and path == ("cnngraph",):
             code, detail, loc = "CG206", "missing format version", locate((), False)
             hint = "start the spec with `cnngraph: 1`"

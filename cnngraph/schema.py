@@ -8,21 +8,30 @@ from .ops import OPS
 from .spec import SpecFile
 
 EXPRESSION: dict[str, Any] = {
-    "type": "string", "pattern": r"^\$",
+    "type": "string",
+    "pattern": r"^\$",
     "description": "a $param reference or a ${...} expression",
 }
 _ENTRY_KEYS: dict[str, Any] = {
-    "from": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
-             "description": "input layer(s); default: the previous layer"},
-    "repeat": {"anyOf": [{"type": "integer", "minimum": 0}, EXPRESSION],
-               "description": "repeat this layer N times in sequence (named .0, .1, ...)"},
-    "if": {"anyOf": [{"type": "boolean"}, EXPRESSION],
-           "description": "include this layer only when true"},
+    "from": {
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+        "description": "input layer(s); default: the previous layer",
+    },
+    "repeat": {
+        "anyOf": [{"type": "integer", "minimum": 0}, EXPRESSION],
+        "description": "repeat this layer N times in sequence (named .0, .1, ...)",
+    },
+    "if": {
+        "anyOf": [{"type": "boolean"}, EXPRESSION],
+        "description": "include this layer only when true",
+    },
 }
 
 
 def _with_expressions(prop: dict[str, Any]) -> dict[str, Any]:
-    described = {k: prop[k] for k in ("description", "default", "title") if k in prop}
+    described: dict[str, Any] = {
+        k: prop[k] for k in ("description", "default", "title") if k in prop
+    }
     core = {k: v for k, v in prop.items() if k not in described}
     return {"anyOf": [core, EXPRESSION], **described}
 
@@ -46,26 +55,36 @@ def json_schema() -> dict[str, Any]:
     schema = SpecFile.model_json_schema(ref_template="#/$defs/{model}")
     defs: dict[str, Any] = schema.setdefault("$defs", {})
     block_call = {
-        "type": "object", "title": "block call",
+        "type": "object",
+        "title": "block call",
         "properties": {"block": {"type": "string"}, **_ENTRY_KEYS},
         "required": ["block"],
         "additionalProperties": True,
         "description": "an instance of a block from `blocks`; other keys are its params",
     }
-    defs["LayerEntry"] = {"anyOf": [
-        {"type": "string", "description": "an op with default fields, e.g. relu"},
-        *(_op_entry(kind, defs) for kind in OPS), block_call]}
+    defs["LayerEntry"] = {
+        "anyOf": [
+            {"type": "string", "description": "an op with default fields, e.g. relu"},
+            *(_op_entry(kind, defs) for kind in OPS),
+            block_call,
+        ]
+    }
     entry = {"$ref": "#/$defs/LayerEntry"}
-    defs["Layers"] = {"anyOf": [
-        {"type": "object", "additionalProperties": entry, "description": "named layers"},
-        {"type": "array", "items": entry, "description": "layers numbered 0, 1, ..."}]}
+    defs["Layers"] = {
+        "anyOf": [
+            {"type": "object", "additionalProperties": entry, "description": "named layers"},
+            {"type": "array", "items": entry, "description": "layers numbered 0, 1, ..."},
+        ]
+    }
     layers = {"$ref": "#/$defs/Layers"}
     schema["properties"]["layers"] = layers
     block = defs["BlockDef"]["properties"]
     block["layers"] = {"anyOf": [layers, {"type": "null"}], "default": None}
     branch = {"anyOf": [layers, entry]}  # a body, or one layer named after the branch
-    block["branches"] = {"anyOf": [{"type": "object", "additionalProperties": branch},
-                                   {"type": "null"}], "default": None}
+    block["branches"] = {
+        "anyOf": [{"type": "object", "additionalProperties": branch}, {"type": "null"}],
+        "default": None,
+    }
     block["then"] = {"anyOf": [layers, {"type": "string"}, {"type": "null"}], "default": None}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "cnngraph spec"

@@ -83,15 +83,22 @@ def read(source: str | Path | Mapping[str, Any], name: str | None = None) -> Doc
         try:
             size = path.stat().st_size
             if size > MAX_FILE_BYTES:
-                raise _fail("CG105", f"file is {size:,} bytes; specs are limited to "
-                            f"{MAX_FILE_BYTES:,}", Location(file))
+                raise _fail(
+                    "CG105",
+                    f"file is {size:,} bytes; specs are limited to {MAX_FILE_BYTES:,}",
+                    Location(file),
+                )
             text = path.read_text(encoding="utf-8")
         except SpecError:
             raise
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise _fail("CG100", f"cannot read spec: {reason}", Location(file),
-                        "check the path; specs are UTF-8 YAML or JSON files") from None
+            raise _fail(
+                "CG100",
+                f"cannot read spec: {reason}",
+                Location(file),
+                "check the path; specs are UTF-8 YAML or JSON files",
+            ) from None
         return parse(text, file, as_json=path.suffix.lower() == ".json")
     return parse(source, name or "<string>")
 
@@ -104,8 +111,11 @@ def _looks_like_path(text: str) -> bool:
 
 def parse(text: str, file: str, as_json: bool = False) -> Document:
     if len(text) > MAX_FILE_BYTES:
-        raise _fail("CG105", f"spec text is {len(text):,} characters; the limit is "
-                    f"{MAX_FILE_BYTES:,}", Location(file))
+        raise _fail(
+            "CG105",
+            f"spec text is {len(text):,} characters; the limit is {MAX_FILE_BYTES:,}",
+            Location(file),
+        )
     lines = text.splitlines()
     if as_json or text.lstrip().startswith("{"):
         _check_json(text, file, lines, strict=as_json)
@@ -122,8 +132,10 @@ def parse(text: str, file: str, as_json: bool = False) -> Document:
         if "\t" in problem or "\\t" in problem or "tab" in problem:
             hint = "YAML indentation must use spaces, not tabs"
         elif mark and "${" in _line(lines, mark.line):
-            hint = ('inside { } or [ ], quote expressions: out_channels: "${planes * 4}" '
-                    "(YAML reads a bare { as a nested mapping)")
+            hint = (
+                'inside { } or [ ], quote expressions: out_channels: "${planes * 4}" '
+                "(YAML reads a bare { as a nested mapping)"
+            )
         raise _fail("CG101", f"YAML syntax error: {problem}", loc, hint) from None
     except yaml.YAMLError as exc:
         raise _fail("CG101", f"YAML syntax error: {exc}", Location(file)) from None
@@ -148,9 +160,12 @@ def _check_json(text: str, file: str, lines: list[str], strict: bool) -> None:
         json.loads(text)
     except json.JSONDecodeError as exc:
         if strict:
-            raise _fail("CG102", f"JSON syntax error: {exc.msg}",
-                        Location(file, exc.lineno, exc.colno),
-                        "JSON needs double quotes and no trailing commas") from None
+            raise _fail(
+                "CG102",
+                f"JSON syntax error: {exc.msg}",
+                Location(file, exc.lineno, exc.colno),
+                "JSON needs double quotes and no trailing commas",
+            ) from None
     except RecursionError:
         raise _fail("CG105", "spec is nested too deeply", Location(file)) from None
 
@@ -167,25 +182,31 @@ class _Builder:
         self.count = 0
 
     def loc(self, node: yaml.Node, path: KeyPath) -> Location:
-        return Location(self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1,
-                        format_key(path))
+        return Location(
+            self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1, format_key(path)
+        )
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
         self.count += 1
         if self.count > MAX_VALUES:
-            raise _fail("CG105", f"spec expands to more than {MAX_VALUES:,} values",
-                        self.loc(node, path),
-                        "YAML aliases (*name) are expanded in full; use blocks for reuse")
-        self.doc.value_marks.setdefault(path, (node.start_mark.line + 1,
-                                               node.start_mark.column + 1))
+            raise _fail(
+                "CG105",
+                f"spec expands to more than {MAX_VALUES:,} values",
+                self.loc(node, path),
+                "YAML aliases (*name) are expanded in full; use blocks for reuse",
+            )
+        self.doc.value_marks.setdefault(
+            path, (node.start_mark.line + 1, node.start_mark.column + 1)
+        )
         if isinstance(node, yaml.ScalarNode):
             if node.tag not in _SCALAR_TAGS:
                 raise self._bad_tag(node, path)
             try:
                 return _scalars.construct_object(node)
             except (yaml.YAMLError, ValueError, OverflowError) as exc:
-                raise _fail("CG101", f"cannot read value {node.value!r}: {exc}",
-                            self.loc(node, path)) from None
+                raise _fail(
+                    "CG101", f"cannot read value {node.value!r}: {exc}", self.loc(node, path)
+                ) from None
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _TAG + "seq":
                 raise self._bad_tag(node, path)
@@ -206,14 +227,20 @@ class _Builder:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS:
                 raise _fail("CG106", "mapping keys must be plain names", self.loc(key_node, path))
             key = key_node.value
+            key_path = (*path, key)
             if key in out:
-                first = self.doc.key_marks[(*path, key)]
-                raise _fail("CG103", f"duplicate key '{key}' (first defined at line {first[0]})",
-                            self.loc(key_node, (*path, key)),
-                            "each key may appear once in a mapping; rename or remove one")
-            self.doc.key_marks[(*path, key)] = (key_node.start_mark.line + 1,
-                                                key_node.start_mark.column + 1)
-            out[key] = self.build(value_node, (*path, key))
+                first = self.doc.key_marks[key_path]
+                raise _fail(
+                    "CG103",
+                    f"duplicate key '{key}' (first defined at line {first[0]})",
+                    self.loc(key_node, key_path),
+                    "each key may appear once in a mapping; rename or remove one",
+                )
+            self.doc.key_marks[key_path] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
+            out[key] = self.build(value_node, key_path)
         for key, value in merged.items():
             out.setdefault(key, value)
         return out
@@ -229,5 +256,9 @@ class _Builder:
 
     def _bad_tag(self, node: yaml.Node, path: KeyPath) -> SpecError:
         tag = node.tag.replace(_TAG, "!!")
-        return _fail("CG104", f"YAML tag '{tag}' is not allowed", self.loc(node, path),
-                     "specs hold plain data only: strings, numbers, booleans, lists, mappings")
+        return _fail(
+            "CG104",
+            f"YAML tag '{tag}' is not allowed",
+            self.loc(node, path),
+            "specs hold plain data only: strings, numbers, booleans, lists, mappings",
+        )

@@ -24,12 +24,15 @@ class ResidualSpec(_Strict):
     """Add the block's input to its result."""
 
     projection: str | None = Field(
-        default=None, description="name of a 1x1 conv (+ batch norm) shortcut, created only "
-        "when the shapes differ (torchvision calls it `downsample`)")
+        default=None,
+        description="name of a 1x1 conv (+ batch norm) shortcut, created only "
+        "when the shapes differ (torchvision calls it `downsample`)",
+    )
     norm: bool = Field(default=True, description="batch norm after the projection conv")
     when: bool | Expression = Field(
-        default=True, description="condition; may use in_channels, e.g. "
-        "${stride == 1 and in_channels == out}")
+        default=True,
+        description="condition; may use in_channels, e.g. ${stride == 1 and in_channels == out}",
+    )
 
 
 class BlockDef(_Strict):
@@ -37,22 +40,32 @@ class BlockDef(_Strict):
 
     description: str | None = None
     params: dict[str, Any] = Field(
-        default_factory=dict, description="name: type (int, float, bool, str, list, any) for a "
-        "required param, or name: default")
-    inputs: list[str] = Field(default_factory=lambda: ["input"], min_length=1,
-                              description="names of the block's input tensors")
+        default_factory=dict,
+        description="name: type (int, float, bool, str, list, any) for a "
+        "required param, or name: default",
+    )
+    inputs: list[str] = Field(
+        default_factory=lambda: ["input"],
+        min_length=1,
+        description="names of the block's input tensors",
+    )
     layers: Layers | None = Field(default=None, description="layers applied in sequence")
     branches: dict[str, Layers] | None = Field(
-        default=None, description="parallel paths from the block input, joined by `merge`; "
-        "each is a list or mapping of layers, or a single layer named after the branch")
+        default=None,
+        description="parallel paths from the block input, joined by `merge`; "
+        "each is a list or mapping of layers, or a single layer named after the branch",
+    )
     merge: Literal["concat", "add"] | None = None
     residual: bool | ResidualSpec = False
-    gate: bool = Field(default=False, description="multiply the block input by the result "
-                       "(squeeze-excitation)")
-    then: Layers | str | None = Field(default=None, description="layers after the join; a "
-                                      "bare op name makes a node called `then`")
-    output: str | None = Field(default=None, description="the layer whose result the block "
-                               "returns; default: the last")
+    gate: bool = Field(
+        default=False, description="multiply the block input by the result (squeeze-excitation)"
+    )
+    then: Layers | str | None = Field(
+        default=None, description="layers after the join; a bare op name makes a node called `then`"
+    )
+    output: str | None = Field(
+        default=None, description="the layer whose result the block returns; default: the last"
+    )
 
     @model_validator(mode="after")
     def _one_body(self) -> BlockDef:
@@ -72,11 +85,16 @@ class SpecFile(_Strict):
     name: str
     description: str | None = None
     input: list[int | Expression] = Field(
-        min_length=1, max_length=3, description="per-sample input shape: [C, H, W] or "
-        "[features]; the batch dimension is implicit")
-    params: dict[str, Any] = Field(default_factory=dict,
-                                   description="model-level params and their defaults")
+        min_length=1,
+        max_length=3,
+        description="per-sample input shape: [C, H, W] or "
+        "[features]; the batch dimension is implicit",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="model-level params and their defaults"
+    )
     blocks: dict[str, BlockDef] = Field(default_factory=dict)
     layers: Layers
     outputs: str | list[str] | dict[str, str] | None = Field(
-        default=None, description="the model's outputs; default: the last layer")
+        default=None, description="the model's outputs; default: the last layer"
+    )

@@ -11,7 +11,10 @@ from cnngraph.cli import main
 
 from .conftest import SPECS
 
-BAD = "cnngraph: 1\nname: bad\ninput: [3, 8, 8]\nlayers:\n  c: {op: conv2d, out_channels: 4, kernal_size: 3}\n"
+BAD = (
+    "cnngraph: 1\nname: bad\ninput: [3, 8, 8]\nlayers:\n"
+    "  c: {op: conv2d, out_channels: 4, kernal_size: 3}\n"
+)
 
 
 @pytest.fixture
@@ -36,8 +39,7 @@ def test_validate_directory_is_clean(capsys: pytest.CaptureFixture[str]) -> None
     assert "ok  " in out and "0 error(s)" in out
 
 
-def test_validate_reports_file_line_col(capsys: pytest.CaptureFixture[str],
-                                        bad_spec: Path) -> None:
+def test_validate_reports_file_line_col(capsys: pytest.CaptureFixture[str], bad_spec: Path) -> None:
     code, out, _ = run(capsys, "validate", str(bad_spec), str(SPECS / "resnet18.yaml"))
     assert code == 1
     assert f"{bad_spec}:5:36: error CG201: c (conv2d): unknown field 'kernal_size'" in out
@@ -53,8 +55,9 @@ def test_validate_github_format(capsys: pytest.CaptureFixture[str], bad_spec: Pa
 
 
 def test_validate_json_format(capsys: pytest.CaptureFixture[str], bad_spec: Path) -> None:
-    code, out, _ = run(capsys, "validate", "--format", "json", str(bad_spec),
-                       str(SPECS / "resnet18.yaml"))
+    code, out, _ = run(
+        capsys, "validate", "--format", "json", str(bad_spec), str(SPECS / "resnet18.yaml")
+    )
     report = json.loads(out)
     assert code == 1
     assert report["errors"] >= 1
@@ -68,21 +71,30 @@ def test_validate_glob(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "2 file(s)" in out
 
 
-def test_validate_strict_fails_on_warnings(capsys: pytest.CaptureFixture[str],
-                                           tmp_path: Path) -> None:
+def test_validate_strict_fails_on_warnings(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     path = tmp_path / "warn.yaml"
-    path.write_text("cnngraph: 1\nname: w\ninput: [4]\nblocks:\n  spare: {layers: [relu]}\n"
-                    "layers: [relu]\n")
+    path.write_text(
+        "cnngraph: 1\nname: w\ninput: [4]\nblocks:\n  spare: {layers: [relu]}\nlayers: [relu]\n"
+    )
     assert run(capsys, "validate", str(path))[0] == 0
     assert run(capsys, "validate", "--strict", str(path))[0] == 1
 
 
-@pytest.mark.parametrize("argv", [
-    ("validate", "no/such/file.yaml"), ("validate",), ("summary",), ("frobnicate",),
-    ("summary", "no/such.yaml"), ("summary", str(SPECS / "resnet18.yaml"), "--input", "3x0"),
-    ("summary", str(SPECS / "resnet18.yaml"), "--depth", "zero"),
-    ("summary", str(SPECS / "resnet18.yaml"), "--set", "num_classes"),
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("validate", "no/such/file.yaml"),
+        ("validate",),
+        ("summary",),
+        ("frobnicate",),
+        ("summary", "no/such.yaml"),
+        ("summary", str(SPECS / "resnet18.yaml"), "--input", "3x0"),
+        ("summary", str(SPECS / "resnet18.yaml"), "--depth", "zero"),
+        ("summary", str(SPECS / "resnet18.yaml"), "--set", "num_classes"),
+    ],
+)
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]) -> None:
     code, _, err = run(capsys, *argv)
     assert code == 2
@@ -101,8 +113,17 @@ def test_summary_json_matches_the_reference(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_summary_depth_and_overrides(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "summary", str(SPECS / "resnet18.yaml"), "--depth", "1",
-                       "--set", "num_classes=10", "--input", "3x64x64")
+    code, out, _ = run(
+        capsys,
+        "summary",
+        str(SPECS / "resnet18.yaml"),
+        "--depth",
+        "1",
+        "--set",
+        "num_classes=10",
+        "--input",
+        "3x64x64",
+    )
     assert code == 0
     assert "layer1.0" not in out and "layer1 " in out
     assert "Output shape:  [10]" in out

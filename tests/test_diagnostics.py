@@ -13,14 +13,18 @@ import cnngraph
 from cnngraph.errors import CODES, Diagnostic
 
 
-def spec(layers: str, head: str = "", blocks: str = "", tail: str = "",
-         input_: str = "[3, 32, 32]") -> str:
+def spec(
+    layers: str, head: str = "", blocks: str = "", tail: str = "", input_: str = "[3, 32, 32]"
+) -> str:
     """A small spec around the given YAML fragments (written at their natural indentation)."""
     parts = ["cnngraph: 1", "name: t", f"input: {input_}", textwrap.dedent(head).strip()]
     if blocks:
         parts += ["blocks:", textwrap.indent(textwrap.dedent(blocks).strip(), "  ")]
-    parts += ["layers:", textwrap.indent(textwrap.dedent(layers).strip(), "  "),
-              textwrap.dedent(tail).strip()]
+    parts += [
+        "layers:",
+        textwrap.indent(textwrap.dedent(layers).strip(), "  "),
+        textwrap.dedent(tail).strip(),
+    ]
     return "\n".join(p for p in parts if p) + "\n"
 
 
@@ -39,8 +43,9 @@ def where(text: str, needle: str, nth: int = 1) -> tuple[int, int]:
     return line, index - (text.rfind("\n", 0, index) + 1) + 1
 
 
-def expect(text: str, code: str, needle: str | None = None, nth: int = 1,
-           **kwargs: Any) -> Diagnostic:
+def expect(
+    text: str, code: str, needle: str | None = None, nth: int = 1, **kwargs: Any
+) -> Diagnostic:
     """Exactly one diagnostic of `code`, located at `needle` if given."""
     found = [d for d in problems(text, **kwargs) if d.code == code]
     assert len(found) == 1, [f"{d.code} {d.message}" for d in problems(text, **kwargs)]
@@ -52,6 +57,7 @@ def expect(text: str, code: str, needle: str | None = None, nth: int = 1,
 
 
 # --- reading files ---------------------------------------------------------------------------
+
 
 def test_malformed_yaml() -> None:
     text = "cnngraph: 1\nname: t\ninput: [3, 8, 8\nlayers: []\n"
@@ -93,8 +99,9 @@ def test_python_tag_is_refused() -> None:
 
 def test_alias_bomb_is_stopped_quickly() -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
-    lines += [f"a{i}: &a{i} [*a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, "
-              f"*a{i-1}, *a{i-1}, *a{i-1}]" for i in range(1, 9)]
+    for i in range(1, 9):
+        refs = ", ".join([f"*a{i - 1}"] * 10)
+        lines.append(f"a{i}: &a{i} [{refs}]")
     start = time.perf_counter()
     expect("\n".join(lines) + "\n", "CG105")
     assert time.perf_counter() - start < 5
@@ -114,6 +121,7 @@ def test_missing_file() -> None:
 
 
 # --- schema ----------------------------------------------------------------------------------
+
 
 def test_unknown_field_suggests_the_right_one() -> None:
     text = spec("c: {op: conv2d, out_channels: 4, kernal_size: 3}")
@@ -174,6 +182,7 @@ def test_block_needs_a_body() -> None:
 
 # --- expansion and expressions ---------------------------------------------------------------
 
+
 def test_expression_syntax() -> None:
     text = spec('c: {op: conv2d, out_channels: "${1 +}", kernel_size: 3}')
     expect(text, "CG301", '"${1 +}"')
@@ -185,18 +194,28 @@ def test_unknown_name_in_expression() -> None:
     assert d.hint == "did you mean 'width'?"
 
 
-@pytest.mark.parametrize("expression", [
-    "${__import__('os').system('true')}", "${width.bit_length()}", "${(lambda: 1)()}",
-    "${open('x')}", "${[x for x in [1]]}", "${width is 8}",
-])
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "${__import__('os').system('true')}",
+        "${width.bit_length()}",
+        "${(lambda: 1)()}",
+        "${open('x')}",
+        "${[x for x in [1]]}",
+        "${width is 8}",
+    ],
+)
 def test_constructs_outside_the_whitelist(expression: str) -> None:
-    text = spec(f'c: {{op: conv2d, out_channels: "{expression}", kernel_size: 3}}',
-                head="params: {width: 8}")
+    text = spec(
+        f'c: {{op: conv2d, out_channels: "{expression}", kernel_size: 3}}',
+        head="params: {width: 8}",
+    )
     expect(text, "CG303", f'"{expression}"')
 
 
-@pytest.mark.parametrize("expression", ["${1 / 0}", "${9 ** 9 ** 9}", "${[1] * 10**9}",
-                                        "${max()}", "${[1, 2][5]}"])
+@pytest.mark.parametrize(
+    "expression", ["${1 / 0}", "${9 ** 9 ** 9}", "${[1] * 10**9}", "${max()}", "${[1, 2][5]}"]
+)
 def test_expression_failures(expression: str) -> None:
     text = spec(f'c: {{op: conv2d, out_channels: "{expression}", kernel_size: 3}}')
     start = time.perf_counter()
@@ -207,49 +226,60 @@ def test_expression_failures(expression: str) -> None:
 @pytest.mark.parametrize("count", ["100000", "-1", "two", "1.5"])
 def test_bad_repeat(count: str) -> None:
     text = spec(f"r: {{op: relu, repeat: {count}}}")
-    expect(text, "CG305", count, nth=1 if count != "-1" else 1)
+    expect(text, "CG305", count)
 
 
 def test_per_repeat_list_too_long() -> None:
-    text = spec("b: {block: blk, repeat: 2, stride: [2, 1, 1]}", blocks="""
+    text = spec(
+        "b: {block: blk, repeat: 2, stride: [2, 1, 1]}",
+        blocks="""
         blk:
           params: {stride: 1}
           layers: [{op: conv2d, out_channels: 4, kernel_size: 3, padding: 1, stride: $stride}]
-    """)
+    """,
+    )
     expect(text, "CG306", "[2, 1, 1]")
 
 
 def test_unknown_block_param() -> None:
-    text = spec("b: {block: blk, widht: 4}", blocks="""
+    text = spec(
+        "b: {block: blk, widht: 4}",
+        blocks="""
         blk:
           params: {width: 8}
           layers: [{op: conv2d, out_channels: $width, kernel_size: 1}]
-    """)
+    """,
+    )
     d = expect(text, "CG307", "widht")
     assert d.hint == "did you mean 'width'?"
 
 
 def test_wrong_param_type() -> None:
-    text = spec("b: {block: blk, width: 2.5}", blocks="""
+    text = spec(
+        "b: {block: blk, width: 2.5}",
+        blocks="""
         blk:
           params: {width: int}
           layers: [{op: conv2d, out_channels: $width, kernel_size: 1}]
-    """)
+    """,
+    )
     expect(text, "CG307", "2.5")
 
 
 def test_unknown_override() -> None:
-    d = expect(spec("- relu", head="params: {num_classes: 10}"), "CG307",
-               params={"num_clases": 3})
+    d = expect(spec("- relu", head="params: {num_classes: 10}"), "CG307", params={"num_clases": 3})
     assert d.hint == "did you mean 'num_classes'?"
 
 
 def test_missing_block_param() -> None:
-    text = spec("b: {block: blk}", blocks="""
+    text = spec(
+        "b: {block: blk}",
+        blocks="""
         blk:
           params: {width: int}
           layers: [{op: conv2d, out_channels: $width, kernel_size: 1}]
-    """)
+    """,
+    )
     d = expect(text, "CG308", "{block: blk}")
     assert "width" in d.message
 
@@ -265,8 +295,9 @@ def test_repeat_cannot_depend_on_shapes() -> None:
 
 
 def test_too_many_layers() -> None:
-    text = spec("b: {block: wide, repeat: 1000}",
-                blocks="wide: {layers: [{op: relu, repeat: 1000}]}")
+    text = spec(
+        "b: {block: wide, repeat: 1000}", blocks="wide: {layers: [{op: relu, repeat: 1000}]}"
+    )
     start = time.perf_counter()
     expect(text, "CG311")
     assert time.perf_counter() - start < 10
@@ -277,6 +308,7 @@ def test_condition_must_be_boolean() -> None:
 
 
 # --- structure -------------------------------------------------------------------------------
+
 
 def test_unknown_reference() -> None:
     text = spec("""
@@ -297,11 +329,14 @@ def test_reference_to_a_switched_off_layer() -> None:
 
 
 def test_duplicate_name_with_the_residual_join() -> None:
-    text = spec("b: {block: blk}", blocks="""
+    text = spec(
+        "b: {block: blk}",
+        blocks="""
         blk:
           layers: {add: {op: relu}}
           residual: true
-    """)
+    """,
+    )
     expect(text, "CG402", "residual: true")
 
 
@@ -327,7 +362,8 @@ def test_unused_layer_is_a_warning() -> None:
     """)
     model = cnngraph.load(text)
     assert [(w.code, w.location.line) for w in model.warnings] == [
-        ("CG404", where(text, "dead")[0])]
+        ("CG404", where(text, "dead")[0])
+    ]
 
 
 def test_unused_block_definition_is_a_warning() -> None:
@@ -349,15 +385,19 @@ def test_concat_needs_two_inputs() -> None:
 
 
 def test_block_input_count() -> None:
-    text = spec("b: {block: two}", blocks="""
+    text = spec(
+        "b: {block: two}",
+        blocks="""
         two:
           inputs: [x, skip]
           layers: {cat: {op: concat, from: [x, skip]}}
-    """)
+    """,
+    )
     expect(text, "CG408", "{block: two}")
 
 
 # --- shapes ----------------------------------------------------------------------------------
+
 
 def test_kernel_larger_than_input() -> None:
     text = spec("c: {op: conv2d, out_channels: 4, kernel_size: 7}", input_="[3, 5, 5]")
@@ -371,11 +411,14 @@ def test_groups_must_divide_channels() -> None:
 
 
 def test_residual_of_unequal_shapes() -> None:
-    text = spec("b: {block: down}", blocks="""
+    text = spec(
+        "b: {block: down}",
+        blocks="""
         down:
           layers: [{op: conv2d, out_channels: 3, kernel_size: 3, stride: 2, padding: 1}]
           residual: true
-    """)
+    """,
+    )
     d = expect(text, "CG503", "residual: true")
     assert "[3, 16, 16]" in d.message and "[3, 32, 32]" in d.message
 
@@ -420,8 +463,9 @@ def test_pool_padding_too_large() -> None:
 
 
 def test_output_padding_too_large() -> None:
-    text = spec("u: {op: conv_transpose2d, out_channels: 3, kernel_size: 3, stride: 2, "
-                "output_padding: 2}")
+    text = spec(
+        "u: {op: conv_transpose2d, out_channels: 3, kernel_size: 3, stride: 2, output_padding: 2}"
+    )
     expect(text, "CG510", "2}")
 
 
@@ -439,11 +483,14 @@ def test_concat_along_the_batch() -> None:
 
 
 def test_projection_cannot_upsample() -> None:
-    text = spec("b: {block: up}", blocks="""
+    text = spec(
+        "b: {block: up}",
+        blocks="""
         up:
           layers: [{op: conv_transpose2d, out_channels: 4, kernel_size: 2, stride: 2}]
           residual: {projection: shortcut}
-    """)
+    """,
+    )
     expect(text, "CG513", "residual: {projection")
 
 
@@ -453,6 +500,7 @@ def test_same_padding_needs_stride_one() -> None:
 
 
 # --- reporting -------------------------------------------------------------------------------
+
 
 def test_several_problems_in_one_run() -> None:
     text = spec("""
@@ -464,27 +512,37 @@ def test_several_problems_in_one_run() -> None:
 
 
 def test_a_block_mistake_is_reported_once() -> None:
-    text = spec("b: {block: blk, repeat: 5}", blocks="""
+    text = spec(
+        "b: {block: blk, repeat: 5}",
+        blocks="""
         blk:
           layers: [{op: conv2d, out_channels: 4, kernal_size: 3}]
-    """)
+    """,
+    )
     found = [d for d in problems(text) if d.code == "CG201"]
     assert len(found) == 1
     assert "4 more place(s)" in found[0].notes[0]
 
 
 def test_value_from_a_call_site_is_located_there() -> None:
-    text = spec("b: {block: blk, width: 2.5}", blocks="""
+    text = spec(
+        "b: {block: blk, width: 2.5}",
+        blocks="""
         blk:
           params: {width: any}
           layers: [{op: conv2d, out_channels: $width, kernel_size: 1}]
-    """)
+    """,
+    )
     expect(text, "CG202", "2.5")
 
 
 def test_dict_specs_report_key_paths() -> None:
-    data = {"cnngraph": 1, "name": "t", "input": [3, 8, 8],
-            "layers": {"c": {"op": "conv2d", "out_channels": 4, "kernal_size": 3}}}
+    data = {
+        "cnngraph": 1,
+        "name": "t",
+        "input": [3, 8, 8],
+        "layers": {"c": {"op": "conv2d", "out_channels": 4, "kernal_size": 3}},
+    }
     d = next(d for d in problems(data) if d.code == "CG201")
     assert d.location.key == "layers.c.kernal_size"
     assert d.location.line is None

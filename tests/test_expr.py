@@ -19,15 +19,34 @@ from cnngraph.expr import (
 ENV = {"width": 64, "ratio": 0.25, "arch": [[1, 64], [2, 128]], "flag": True}
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("width * 4", 256), ("width // 3", 21), ("width / 3 > 21", True), ("2 ** 10", 1024),
-    ("-width % 5", 1), ("max(1, int(width * ratio))", 16), ("round(2.5)", 2),
-    ("ceil(width * 1.1)", 71), ("floor(7.9)", 7), ("make_divisible(width * 1.1, 8)", 72),
-    ("arch[1][0]", 2), ("len(arch)", 2), ("arch[-1]", [2, 128]), ("arch[0:1]", [[1, 64]]),
-    ("width if flag else 0", 64), ("not flag or width", 64), ("1 < width <= 64", True),
-    ("3 in [1, 2, 3]", True), ("true and not false", True), ("sum([1, 2, 3])", 6),
-    ("min([3, 1, 2])", 1), ("abs(-3)", 3), ("make_divisible(3, 8, min_value=4)", 4),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("width * 4", 256),
+        ("width // 3", 21),
+        ("width / 3 > 21", True),
+        ("2 ** 10", 1024),
+        ("-width % 5", 1),
+        ("max(1, int(width * ratio))", 16),
+        ("round(2.5)", 2),
+        ("ceil(width * 1.1)", 71),
+        ("floor(7.9)", 7),
+        ("make_divisible(width * 1.1, 8)", 72),
+        ("arch[1][0]", 2),
+        ("len(arch)", 2),
+        ("arch[-1]", [2, 128]),
+        ("arch[0:1]", [[1, 64]]),
+        ("width if flag else 0", 64),
+        ("not flag or width", 64),
+        ("1 < width <= 64", True),
+        ("3 in [1, 2, 3]", True),
+        ("true and not false", True),
+        ("sum([1, 2, 3])", 6),
+        ("min([3, 1, 2])", 1),
+        ("abs(-3)", 3),
+        ("make_divisible(3, 8, min_value=4)", 4),
+    ],
+)
 def test_evaluates(text: str, expected: Any) -> None:
     assert evaluate(text, ENV) == expected
 
@@ -40,14 +59,30 @@ def test_make_divisible_matches_the_mobilenet_rule() -> None:
     assert make_divisible(96 * 1.4, 8) == 136
 
 
-@pytest.mark.parametrize(("text", "code"), [
-    ("__import__('os')", "CG303"), ("width.real", "CG303"), ("(lambda: 1)()", "CG303"),
-    ("[x for x in arch]", "CG303"), ("{'a': 1}", "CG303"), ("width is 64", "CG303"),
-    ("f'{width}'", "CG303"), ("eval('1')", "CG303"), ("globals()", "CG303"),
-    ("widht", "CG302"), ("1 +", "CG301"), ("1 / 0", "CG304"), ("9 ** 9 ** 9", "CG304"),
-    ("'a' * 10 ** 6", "CG304"), ("int('x')", "CG304"), ("arch[9]", "CG304"),
-    ("x" * 2000, "CG301"), ("2 ** 100", "CG304"), ("1e308 * 10", "CG304"),
-])
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("__import__('os')", "CG303"),
+        ("width.real", "CG303"),
+        ("(lambda: 1)()", "CG303"),
+        ("[x for x in arch]", "CG303"),
+        ("{'a': 1}", "CG303"),
+        ("width is 64", "CG303"),
+        ("f'{width}'", "CG303"),
+        ("eval('1')", "CG303"),
+        ("globals()", "CG303"),
+        ("widht", "CG302"),
+        ("1 +", "CG301"),
+        ("1 / 0", "CG304"),
+        ("9 ** 9 ** 9", "CG304"),
+        ("'a' * 10 ** 6", "CG304"),
+        ("int('x')", "CG304"),
+        ("arch[9]", "CG304"),
+        ("x" * 2000, "CG301"),
+        ("2 ** 100", "CG304"),
+        ("1e308 * 10", "CG304"),
+    ],
+)
 def test_refuses(text: str, code: str) -> None:
     with pytest.raises(ExprError) as info:
         evaluate(text, ENV)
@@ -59,14 +94,18 @@ def test_shape_symbols_defer_then_resolve() -> None:
     with pytest.raises(NeedsShape):
         evaluate("in_channels * t", env)
     deferred = Deferred("in_channels * t", env)
-    resolved = evaluate("hidden // 2", {"hidden": deferred},
-                        lambda p: evaluate(p.text, p.env, lambda q: 16)
-                        if isinstance(p, Deferred) else 16)
+    resolved = evaluate(
+        "hidden // 2",
+        {"hidden": deferred},
+        lambda p: evaluate(p.text, p.env, lambda q: 16) if isinstance(p, Deferred) else 16,
+    )
     assert resolved == 48
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("$width", "width"), ("${width * 2}", "width * 2"), ("plain", None), (3, None)])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("$width", "width"), ("${width * 2}", "width * 2"), ("plain", None), (3, None)],
+)
 def test_source_of(value: object, expected: str | None) -> None:
     assert source_of(value) == expected
 

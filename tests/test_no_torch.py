@@ -23,6 +23,7 @@ print("torch imported:", "torch" in sys.modules)
 
 
 def test_core_paths_do_not_import_torch() -> None:
-    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip().endswith("torch imported: False")

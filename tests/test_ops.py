@@ -13,8 +13,11 @@ from cnngraph.ops import OPS, Shape
 
 from .conftest import torch_namespace
 
-CASES = [pytest.param(kind, fields, shapes, id=f"{kind}-{i}")
-         for kind, cls in OPS.items() for i, (fields, shapes) in enumerate(cls.examples)]
+CASES = [
+    pytest.param(kind, fields, shapes, id=f"{kind}-{i}")
+    for kind, cls in OPS.items()
+    for i, (fields, shapes) in enumerate(cls.examples)
+]
 
 
 def test_every_op_has_examples() -> None:

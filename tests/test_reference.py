@@ -13,8 +13,11 @@ import cnngraph
 
 from .conftest import SPECS
 
-TORCHVISION_SPECS = {"resnet18": "resnet18.yaml", "resnet50": "resnet50.yaml",
-                     "googlenet": "googlenet.yaml"}
+TORCHVISION_SPECS = {
+    "resnet18": "resnet18.yaml",
+    "resnet50": "resnet50.yaml",
+    "googlenet": "googlenet.yaml",
+}
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_SPECS))
@@ -44,8 +47,10 @@ def test_layers_match_torchvision_modules(name: str) -> None:
     theirs: dict[str, int] = defaultdict(int)
     for key, param in _torchvision(name).named_parameters():
         parts = key.split(".")
-        owner = next((".".join(parts[:i]) for i in range(len(parts), 0, -1)
-                      if ".".join(parts[:i]) in ours), None)
+        owner = next(
+            (".".join(parts[:i]) for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in ours),
+            None,
+        )
         assert owner is not None, f"no spec node owns torchvision parameter {key}"
         theirs[owner] += param.numel()
     assert dict(theirs) == ours
@@ -70,8 +75,7 @@ def test_googlenet_aux_heads_switch_on() -> None:
     model = cnngraph.load(SPECS / "googlenet.yaml", params={"aux_logits": True})
     network = _torchvision("googlenet", aux_logits=True)
     assert model.params == sum(p.numel() for p in network.parameters())
-    assert model.output_shape == {"logits": (1000,), "aux_logits2": (1000,),
-                                  "aux_logits1": (1000,)}
+    assert model.output_shape == {"logits": (1000,), "aux_logits2": (1000,), "aux_logits1": (1000,)}
     network.train()
     outputs = network(torch.zeros(2, 3, 224, 224))
     assert [tuple(o.shape[1:]) for o in outputs] == list(model.outputs.values())

@@ -18,11 +18,21 @@ from .conftest import SPECS
 EXAMPLES = int(os.environ.get("CNNGRAPH_FUZZ_EXAMPLES", "400"))
 SEEDS = [yaml.safe_load(p.read_text()) for p in sorted(SPECS.glob("*.yaml"))]
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 10**6), st.floats(allow_nan=True),
-                    st.text(max_size=12), st.sampled_from(["$x", "${", "${1/0}", "$num_classes",
-                                                           "relu", "conv2d", "same", "-1"]))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) |
-                      st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.sampled_from(["$x", "${", "${1/0}", "$num_classes", "relu", "conv2d", "same", "-1"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -46,8 +56,12 @@ def _compile(data: Any) -> None:
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.sampled_from(range(len(SEEDS))), choice=st.integers(0, 10**6), value=values,
-       delete=st.booleans())
+@given(
+    seed=st.sampled_from(range(len(SEEDS))),
+    choice=st.integers(0, 10**6),
+    value=values,
+    delete=st.booleans(),
+)
 def test_mutated_specs_fail_cleanly(seed: int, choice: int, value: Any, delete: bool) -> None:
     data = copy.deepcopy(SEEDS[seed])
     paths = _paths(data)[1:]
@@ -63,8 +77,7 @@ def test_mutated_specs_fail_cleanly(seed: int, choice: int, value: Any, delete: 
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(text=st.text(alphabet=st.sampled_from(list("{}[]:,-&*!|>'\"#$ \n\tabc01")),
-                    max_size=80))
+@given(text=st.text(alphabet=st.sampled_from(list("{}[]:,-&*!|>'\"#$ \n\tabc01")), max_size=80))
 def test_random_text_fails_cleanly(text: str) -> None:
     _compile("cnngraph: 1\n" + text)
 

@@ -27,19 +27,27 @@ def test_specs_conform(validator: Any, path: Path) -> None:
     assert errors == []
 
 
-@pytest.mark.parametrize("layer", [
-    {"op": "conv2d", "out_channels": 4, "kernal_size": 3},
-    {"op": "nope"},
-    {"op": "conv2d", "out_channels": "four", "kernel_size": 3},
-])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        {"op": "conv2d", "out_channels": 4, "kernal_size": 3},
+        {"op": "nope"},
+        {"op": "conv2d", "out_channels": "four", "kernel_size": 3},
+    ],
+)
 def test_mistakes_are_flagged(validator: Any, layer: dict[str, Any]) -> None:
     spec = {"cnngraph": 1, "name": "t", "input": [3, 8, 8], "layers": {"c": layer}}
     assert not validator.is_valid(spec)
 
 
 def test_expressions_are_allowed(validator: Any) -> None:
-    spec = {"cnngraph": 1, "name": "t", "input": [3, "$size", "$size"],
-            "params": {"size": 8},
-            "layers": {"c": {"op": "conv2d", "out_channels": "${4 * 2}", "kernel_size": "$k",
-                             "repeat": 2}}}
+    spec = {
+        "cnngraph": 1,
+        "name": "t",
+        "input": [3, "$size", "$size"],
+        "params": {"size": 8},
+        "layers": {
+            "c": {"op": "conv2d", "out_channels": "${4 * 2}", "kernel_size": "$k", "repeat": 2}
+        },
+    }
     assert validator.is_valid(spec)

@@ -49,10 +49,12 @@ def test_unet_needs_a_multiple_of_four() -> None:
 
 
 def test_asymmetric_model_gets_separate_rules() -> None:
-    text = UNET.replace("down1: {op: max_pool2d, kernel_size: 2}",
-                        "down1: {op: max_pool2d, kernel_size: [2, 1]}").replace(
+    text = UNET.replace(
+        "down1: {op: max_pool2d, kernel_size: 2}", "down1: {op: max_pool2d, kernel_size: [2, 1]}"
+    ).replace(
         "up1:   {op: conv_transpose2d, out_channels: 8, kernel_size: 2, stride: 2}",
-        "up1:   {op: conv_transpose2d, out_channels: 8, kernel_size: [2, 1], stride: [2, 1]}")
+        "up1:   {op: conv_transpose2d, out_channels: 8, kernel_size: [2, 1], stride: [2, 1]}",
+    )
     model = cnngraph.load(text)
     rules = model.input_size_rules
     assert rules is not None
@@ -62,8 +64,9 @@ def test_asymmetric_model_gets_separate_rules() -> None:
         assert rules[1].accepts(n) == model.accepts(64, n)
 
 
-@pytest.mark.parametrize(("file", "minimum"), [
-    ("resnet18.yaml", 1), ("resnet50.yaml", 1), ("googlenet.yaml", 15)])
+@pytest.mark.parametrize(
+    ("file", "minimum"), [("resnet18.yaml", 1), ("resnet50.yaml", 1), ("googlenet.yaml", 15)]
+)
 def test_minimum_sizes_of_the_specs(file: str, minimum: int) -> None:
     """torchvision publishes min_size (1 for ResNets, 15 for GoogLeNet)."""
     model = cnngraph.load(SPECS / file)
@@ -75,7 +78,8 @@ def test_minimum_sizes_of_the_specs(file: str, minimum: int) -> None:
 
 
 def test_flat_inputs_have_no_size_rule() -> None:
-    model = cnngraph.load("cnngraph: 1\nname: mlp\ninput: [784]\nlayers:\n"
-                          "  fc: {op: linear, out_features: 10}\n")
+    model = cnngraph.load(
+        "cnngraph: 1\nname: mlp\ninput: [784]\nlayers:\n  fc: {op: linear, out_features: 10}\n"
+    )
     assert model.input_size_rules is None
     assert "fixed" in model.summary()

@@ -55,9 +55,15 @@ def render_text(model: Model, depth: int | None) -> str:
     rows = model.rows(depth)
     table = [("Layer", "Op", "Output shape", "Params", "MACs")]
     for row in rows:
-        table.append(("  " * (row.depth - 1) + row.name, row.op, str(list(row.shape)),
-                      f"{row.params:,}" if row.params else "-",
-                      f"{row.macs:,}" if row.macs else "-"))
+        table.append(
+            (
+                "  " * (row.depth - 1) + row.name,
+                row.op,
+                str(list(row.shape)),
+                f"{row.params:,}" if row.params else "-",
+                f"{row.macs:,}" if row.macs else "-",
+            )
+        )
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     width = sum(widths) + 2 * 4
 
@@ -65,8 +71,14 @@ def render_text(model: Model, depth: int | None) -> str:
         return "  ".join((r[i].ljust if i < 3 else r[i].rjust)(widths[i]) for i in range(5))
 
     rule = "=" * width
-    out = [f"{model.name}: input {list(model.input_shape)} per sample (batch omitted)", rule,
-           line(table[0]), "-" * width, *(line(r) for r in table[1:]), rule]
+    out = [
+        f"{model.name}: input {list(model.input_shape)} per sample (batch omitted)",
+        rule,
+        line(table[0]),
+        "-" * width,
+        *(line(r) for r in table[1:]),
+        rule,
+    ]
     out += [
         f"Output shape:  {_shape(model.output_shape)}",
         f"Params:        {model.params:,}  ({_mib(model.params)} as float32)",
@@ -75,8 +87,9 @@ def render_text(model: Model, depth: int | None) -> str:
         f"Input sizes:   {size_text(model)}",
     ]
     if depth is not None and len(rows) < len(model.rows(None)):
-        out.append(f"(layers below depth {depth} are folded into their blocks; --depth to see "
-                   "more)")
+        out.append(
+            f"(layers below depth {depth} are folded into their blocks; --depth to see more)"
+        )
     for warning in model.warnings:
         out.append(f"warning {warning.code}: {warning.message} ({warning.location})")
     return "\n".join(out)
@@ -84,8 +97,7 @@ def render_text(model: Model, depth: int | None) -> str:
 
 def render_dict(model: Model, depth: int | None) -> dict[str, Any]:
     output: Any = model.output_shape
-    output = ({k: list(v) for k, v in output.items()} if isinstance(output, dict)
-              else list(output))
+    output = {k: list(v) for k, v in output.items()} if isinstance(output, dict) else list(output)
     rules = model.input_size_rules
     return {
         "name": model.name,

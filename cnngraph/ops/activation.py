@@ -27,32 +27,32 @@ class _InplaceActivation(_Activation):
 
 class ReLU(_InplaceActivation):
     kind, torch_name = "relu", "ReLU"
-    examples = [({}, [(3, 4, 4)]), ({"inplace": True}, [(5,)])]
+    examples = (({}, [(3, 4, 4)]), ({"inplace": True}, [(5,)]))
 
 
 class ReLU6(_InplaceActivation):
     kind, torch_name = "relu6", "ReLU6"
-    examples = [({}, [(3, 4, 4)])]
+    examples = (({}, [(3, 4, 4)]),)
 
 
 class SiLU(_InplaceActivation):
     kind, torch_name = "silu", "SiLU"
-    examples = [({}, [(3, 4, 4)])]
+    examples = (({}, [(3, 4, 4)]),)
 
 
 class Hardswish(_InplaceActivation):
     kind, torch_name = "hardswish", "Hardswish"
-    examples = [({}, [(3, 4, 4)])]
+    examples = (({}, [(3, 4, 4)]),)
 
 
 class Hardsigmoid(_InplaceActivation):
     kind, torch_name = "hardsigmoid", "Hardsigmoid"
-    examples = [({}, [(3, 1, 1)])]
+    examples = (({}, [(3, 1, 1)]),)
 
 
 class LeakyReLU(_InplaceActivation):
     kind, torch_name = "leaky_relu", "LeakyReLU"
-    examples = [({"negative_slope": 0.2}, [(3, 4, 4)])]
+    examples = (({"negative_slope": 0.2}, [(3, 4, 4)]),)
 
     negative_slope: float = 0.01
 
@@ -62,17 +62,17 @@ class LeakyReLU(_InplaceActivation):
 
 class Sigmoid(_Activation):
     kind, torch_name = "sigmoid", "Sigmoid"
-    examples = [({}, [(3, 4, 4)])]
+    examples = (({}, [(3, 4, 4)]),)
 
 
 class Tanh(_Activation):
     kind, torch_name = "tanh", "Tanh"
-    examples = [({}, [(3, 4, 4)])]
+    examples = (({}, [(3, 4, 4)]),)
 
 
 class GELU(_Activation):
     kind, torch_name = "gelu", "GELU"
-    examples = [({}, [(3, 4, 4)]), ({"approximate": "tanh"}, [(7,)])]
+    examples = (({}, [(3, 4, 4)]), ({"approximate": "tanh"}, [(7,)]))
 
     approximate: Literal["none", "tanh"] = "none"
 
@@ -82,7 +82,7 @@ class GELU(_Activation):
 
 class Softmax(_Activation):
     kind, torch_name = "softmax", "Softmax"
-    examples = [({}, [(10,)]), ({"dim": -1}, [(3, 4, 5)])]
+    examples = (({}, [(10,)]), ({"dim": -1}, [(3, 4, 5)]))
 
     dim: int = 1  # counts the batch dimension, as in torch
 

@@ -22,8 +22,9 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 class ShapeError(Exception):
     """An op cannot accept its input shapes. `field` names the offending field, if one is."""
 
-    def __init__(self, code: str, message: str, hint: str | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, hint: str | None = None, field: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code, self.message, self.hint, self.field = code, message, hint, field
 
@@ -39,12 +40,9 @@ def to_pair(value: Any) -> Any:
     return value
 
 
-def _pair_type(item: Any) -> Any:
-    return Annotated[tuple[item, item], BeforeValidator(to_pair, json_schema_input_type=int | list[int])]
-
-
-PosPair = _pair_type(PosInt)
-NonNegPair = _pair_type(NonNegInt)
+_PAIR_INPUT = BeforeValidator(to_pair, json_schema_input_type=int | list[int])
+PosPair = Annotated[tuple[PosInt, PosInt], _PAIR_INPUT]
+NonNegPair = Annotated[tuple[NonNegInt, NonNegInt], _PAIR_INPUT]
 
 
 def fmt_pair(pair: tuple[int, int]) -> str:
@@ -81,7 +79,7 @@ class Op(BaseModel):
     kind: ClassVar[str]
     arity: ClassVar[tuple[int, int | None]] = (1, 1)  # min and max number of input tensors
     # Example fields and input shapes: registry-wide tests check each op against torch with them.
-    examples: ClassVar[list[tuple[dict[str, Any], list[Shape]]]] = []
+    examples: ClassVar[Sequence[tuple[dict[str, Any], Sequence[Shape]]]] = ()
 
     def infer(self, shapes: Sequence[Shape]) -> Shape:
         """Output shape (per sample, batch omitted) for the given input shapes."""
@@ -100,8 +98,9 @@ class Op(BaseModel):
 
     def symmetric(self) -> bool:
         """Whether the op treats height and width alike (no unequal pair among its fields)."""
-        return not any(isinstance(v, tuple) and len(v) == 2 and v[0] != v[1]
-                       for v in self.__dict__.values())
+        return not any(
+            isinstance(v, tuple) and len(v) == 2 and v[0] != v[1] for v in self.__dict__.values()
+        )
 
     def torch_module(self, shapes: Sequence[Shape]) -> str | None:
         """Source of the torch.nn constructor, or None when the op is written inline in forward."""
@@ -115,12 +114,16 @@ class Op(BaseModel):
 def expect_rank(kind: str, shape: Shape, rank: int, hint: str | None = None) -> None:
     if len(shape) != rank:
         wanted = {1: "(features,)", 3: "(C, H, W)"}.get(rank, f"rank {rank}")
-        raise ShapeError("CG505" if rank == 1 else "CG506",
-                         f"{kind} needs a {wanted} tensor, got {list(shape)}", hint)
+        raise ShapeError(
+            "CG505" if rank == 1 else "CG506",
+            f"{kind} needs a {wanted} tensor, got {list(shape)}",
+            hint,
+        )
 
 
-def check_positive(kind: str, out: Shape, what: str, field: str | None = None,
-                   hint: str | None = None) -> Shape:
+def check_positive(
+    kind: str, out: Shape, what: str, field: str | None = None, hint: str | None = None
+) -> Shape:
     if any(d < 1 for d in out):
         raise ShapeError("CG501", f"{kind} output would be {list(out)}: {what}", hint, field)
     return out
@@ -130,10 +133,17 @@ def torch_dim(kind: str, dim: int, rank: int, field: str = "dim") -> int:
     """Map a torch `dim` (counting the batch dimension) to an index into a per-sample shape."""
     full = rank + 1
     if not -full <= dim < full:
-        raise ShapeError("CG512", f"{kind}: {field}={dim} is out of range for a tensor of "
-                         f"rank {full} (batch included)", field=field)
+        raise ShapeError(
+            "CG512",
+            f"{kind}: {field}={dim} is out of range for a tensor of rank {full} (batch included)",
+            field=field,
+        )
     index = dim % full
     if index == 0:
-        raise ShapeError("CG512", f"{kind}: {field}={dim} is the batch dimension",
-                         "dims count the batch: dim=1 is channels", field)
+        raise ShapeError(
+            "CG512",
+            f"{kind}: {field}={dim} is the batch dimension",
+            "dims count the batch: dim=1 is channels",
+            field,
+        )
     return index - 1

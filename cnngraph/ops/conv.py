@@ -25,18 +25,29 @@ from .base import (
 
 def _check_channels(kind: str, c_in: int, declared: int | None, out: int, groups: int) -> None:
     if declared is not None and declared != c_in:
-        raise ShapeError("CG507", f"{kind}: in_channels is declared {declared} but the input "
-                         f"has {c_in} channels", "in_channels is inferred; remove it or fix "
-                         "it", "in_channels")
+        raise ShapeError(
+            "CG507",
+            f"{kind}: in_channels is declared {declared} but the input has {c_in} channels",
+            "in_channels is inferred; remove it or fix it",
+            "in_channels",
+        )
     for what, count in (("input channels", c_in), ("out_channels", out)):
         if count % groups:
-            raise ShapeError("CG502", f"{kind}: {what} ({count}) must be divisible by groups "
-                             f"({groups})", "choose groups that divides both channel counts",
-                             "groups")
+            raise ShapeError(
+                "CG502",
+                f"{kind}: {what} ({count}) must be divisible by groups ({groups})",
+                "choose groups that divides both channel counts",
+                "groups",
+            )
 
 
-def _kernel_label(kind: str, kernel: tuple[int, int], stride: tuple[int, int], groups: int,
-                  dilation: tuple[int, int]) -> str:
+def _kernel_label(
+    kind: str,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    groups: int,
+    dilation: tuple[int, int],
+) -> str:
     text = f"{kind} {fmt_kernel(kernel)}"
     if stride != (1, 1):
         text += f"/{stride[0]}" if stride[0] == stride[1] else f"/{fmt_kernel(stride)}"
@@ -49,13 +60,24 @@ def _kernel_label(kind: str, kernel: tuple[int, int], stride: tuple[int, int], g
 
 class Conv2d(Op):
     kind = "conv2d"
-    examples = [
+    examples = (
         ({"out_channels": 8, "kernel_size": 3, "stride": 2, "padding": 1}, [(4, 9, 10)]),
-        ({"out_channels": 6, "kernel_size": [3, 5], "padding": "same", "dilation": 2,
-          "groups": 3, "bias": False}, [(3, 7, 8)]),
-        ({"out_channels": 4, "kernel_size": 3, "padding": 2, "padding_mode": "reflect"},
-         [(2, 5, 5)]),
-    ]
+        (
+            {
+                "out_channels": 6,
+                "kernel_size": [3, 5],
+                "padding": "same",
+                "dilation": 2,
+                "groups": 3,
+                "bias": False,
+            },
+            [(3, 7, 8)],
+        ),
+        (
+            {"out_channels": 4, "kernel_size": 3, "padding": 2, "padding_mode": "reflect"},
+            [(2, 5, 5)],
+        ),
+    )
 
     out_channels: PosInt
     kernel_size: PosPair
@@ -72,8 +94,10 @@ class Conv2d(Op):
         if self.padding == "valid":
             return (0, 0), (0, 0)
         if self.padding == "same":
-            return (same_padding(self.kernel_size[0], self.dilation[0]),
-                    same_padding(self.kernel_size[1], self.dilation[1]))
+            return (
+                same_padding(self.kernel_size[0], self.dilation[0]),
+                same_padding(self.kernel_size[1], self.dilation[1]),
+            )
         ph, pw = self.padding
         return (ph, ph), (pw, pw)
 
@@ -82,22 +106,34 @@ class Conv2d(Op):
         c, h, w = shapes[0]
         _check_channels(self.kind, c, self.in_channels, self.out_channels, self.groups)
         if self.padding == "same" and self.stride != (1, 1):
-            raise ShapeError("CG514", "conv2d: padding='same' needs stride 1, as in torch",
-                             "give the padding as numbers for a strided convolution", "padding")
+            raise ShapeError(
+                "CG514",
+                "conv2d: padding='same' needs stride 1, as in torch",
+                "give the padding as numbers for a strided convolution",
+                "padding",
+            )
         out = [self.out_channels]
-        for n, k, s, d, (left, right) in zip((h, w), self.kernel_size, self.stride,
-                                             self.dilation, self.pads(), strict=True):
+        for n, k, s, d, (left, right) in zip(
+            (h, w), self.kernel_size, self.stride, self.dilation, self.pads(), strict=True
+        ):
             if self.padding_mode != "zeros" and max(left, right) >= n + (
-                    self.padding_mode == "circular"):
-                raise ShapeError("CG509", f"conv2d: padding {max(left, right)} is too large for "
-                                 f"padding_mode='{self.padding_mode}' on a size-{n} input",
-                                 field="padding")
+                self.padding_mode == "circular"
+            ):
+                raise ShapeError(
+                    "CG509",
+                    f"conv2d: padding {max(left, right)} is too large for "
+                    f"padding_mode='{self.padding_mode}' on a size-{n} input",
+                    field="padding",
+                )
             if n + left + right < d * (k - 1) + 1:
-                raise ShapeError("CG501", f"conv2d: kernel {fmt_kernel(self.kernel_size)} "
-                                 f"(dilation {d}) is larger than the padded input "
-                                 f"{h + sum(self.pads()[0])}x{w + sum(self.pads()[1])}",
-                                 "use a larger input, more padding, or a smaller kernel",
-                                 "kernel_size")
+                raise ShapeError(
+                    "CG501",
+                    f"conv2d: kernel {fmt_kernel(self.kernel_size)} "
+                    f"(dilation {d}) is larger than the padded input "
+                    f"{h + sum(self.pads()[0])}x{w + sum(self.pads()[1])}",
+                    "use a larger input, more padding, or a smaller kernel",
+                    "kernel_size",
+                )
             out.append(conv_out(n, k, s, left + right, d))
         return check_positive(self.kind, tuple(out), "input too small", "kernel_size")
 
@@ -109,25 +145,42 @@ class Conv2d(Op):
         return numel(out) * (shapes[0][0] // self.groups) * numel(self.kernel_size)
 
     def label(self, shapes: Sequence[Shape] = ()) -> str:
-        return _kernel_label(self.kind, self.kernel_size, self.stride, self.groups,
-                             self.dilation)
+        return _kernel_label(self.kind, self.kernel_size, self.stride, self.groups, self.dilation)
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args([shapes[0][0], self.out_channels], {
-            "kernel_size": (self.kernel_size, None), "stride": (self.stride, (1, 1)),
-            "padding": (self.padding, (0, 0)), "dilation": (self.dilation, (1, 1)),
-            "groups": (self.groups, 1), "bias": (self.bias, True),
-            "padding_mode": (self.padding_mode, "zeros")})
+        args = call_args(
+            [shapes[0][0], self.out_channels],
+            {
+                "kernel_size": (self.kernel_size, None),
+                "stride": (self.stride, (1, 1)),
+                "padding": (self.padding, (0, 0)),
+                "dilation": (self.dilation, (1, 1)),
+                "groups": (self.groups, 1),
+                "bias": (self.bias, True),
+                "padding_mode": (self.padding_mode, "zeros"),
+            },
+        )
         return f"nn.Conv2d({args})"
 
 
 class ConvTranspose2d(Op):
     kind = "conv_transpose2d"
-    examples = [
+    examples = (
         ({"out_channels": 4, "kernel_size": 4, "stride": 2, "padding": 1}, [(8, 5, 6)]),
-        ({"out_channels": 6, "kernel_size": 3, "stride": [2, 3], "padding": 1,
-          "output_padding": [1, 2], "groups": 2, "dilation": 1, "bias": False}, [(4, 3, 4)]),
-    ]
+        (
+            {
+                "out_channels": 6,
+                "kernel_size": 3,
+                "stride": [2, 3],
+                "padding": 1,
+                "output_padding": [1, 2],
+                "groups": 2,
+                "dilation": 1,
+                "bias": False,
+            },
+            [(4, 3, 4)],
+        ),
+    )
 
     out_channels: PosInt
     kernel_size: PosPair
@@ -145,15 +198,30 @@ class ConvTranspose2d(Op):
         _check_channels(self.kind, c, self.in_channels, self.out_channels, self.groups)
         for op, s, d in zip(self.output_padding, self.stride, self.dilation, strict=True):
             if op >= s and op >= d:
-                raise ShapeError("CG510", f"conv_transpose2d: output_padding {op} must be "
-                                 f"smaller than stride ({s}) or dilation ({d})",
-                                 field="output_padding")
-        out = (self.out_channels,) + tuple(
-            conv_transpose_out(n, k, s, p, d, op) for n, k, s, p, d, op in zip(
-                (h, w), self.kernel_size, self.stride, self.padding, self.dilation,
-                self.output_padding, strict=True))
-        return check_positive(self.kind, out, "padding removes more than the kernel adds",
-                              "padding")
+                raise ShapeError(
+                    "CG510",
+                    f"conv_transpose2d: output_padding {op} must be "
+                    f"smaller than stride ({s}) or dilation ({d})",
+                    field="output_padding",
+                )
+        out = (
+            self.out_channels,
+            *tuple(
+                conv_transpose_out(n, k, s, p, d, op)
+                for n, k, s, p, d, op in zip(
+                    (h, w),
+                    self.kernel_size,
+                    self.stride,
+                    self.padding,
+                    self.dilation,
+                    self.output_padding,
+                    strict=True,
+                )
+            ),
+        )
+        return check_positive(
+            self.kind, out, "padding removes more than the kernel adds", "padding"
+        )
 
     def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
         weights = shapes[0][0] * (self.out_channels // self.groups) * numel(self.kernel_size)
@@ -165,15 +233,21 @@ class ConvTranspose2d(Op):
         return c * h * w * (self.out_channels // self.groups) * numel(self.kernel_size)
 
     def label(self, shapes: Sequence[Shape] = ()) -> str:
-        return _kernel_label(self.kind, self.kernel_size, self.stride, self.groups,
-                             self.dilation)
+        return _kernel_label(self.kind, self.kernel_size, self.stride, self.groups, self.dilation)
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args([shapes[0][0], self.out_channels], {
-            "kernel_size": (self.kernel_size, None), "stride": (self.stride, (1, 1)),
-            "padding": (self.padding, (0, 0)), "output_padding": (self.output_padding, (0, 0)),
-            "groups": (self.groups, 1), "bias": (self.bias, True),
-            "dilation": (self.dilation, (1, 1))})
+        args = call_args(
+            [shapes[0][0], self.out_channels],
+            {
+                "kernel_size": (self.kernel_size, None),
+                "stride": (self.stride, (1, 1)),
+                "padding": (self.padding, (0, 0)),
+                "output_padding": (self.output_padding, (0, 0)),
+                "groups": (self.groups, 1),
+                "bias": (self.bias, True),
+                "dilation": (self.dilation, (1, 1)),
+            },
+        )
         return f"nn.ConvTranspose2d({args})"
 
 
@@ -183,11 +257,11 @@ class Projection(Op):
 
     kind = "projection"
     arity = (2, 2)
-    examples = [
+    examples = (
         ({}, [(4, 8, 8), (8, 4, 4)]),
         ({"norm": False, "bias": True}, [(4, 7, 7), (6, 4, 4)]),
         ({}, [(4, 5, 5), (4, 5, 5)]),
-    ]
+    )
 
     stride: PosPair | None = None
     norm: bool = True
@@ -200,9 +274,12 @@ class Projection(Op):
             return self.stride
         found = [projection_stride(n, m) for n, m in zip(source[1:], target[1:], strict=True)]
         if found[0] is None or found[1] is None:
-            raise ShapeError("CG513", f"projection: no strided 1x1 conv maps {list(source)} to "
-                             f"{list(target)}", "the shortcut must downsample by an integer "
-                             "stride; give the shortcut as explicit layers instead")
+            raise ShapeError(
+                "CG513",
+                f"projection: no strided 1x1 conv maps {list(source)} to {list(target)}",
+                "the shortcut must downsample by an integer "
+                "stride; give the shortcut as explicit layers instead",
+            )
         return found[0], found[1]
 
     def infer(self, shapes: Sequence[Shape]) -> Shape:
@@ -214,8 +291,12 @@ class Projection(Op):
         stride = self._stride(source, target)
         got = tuple(conv_out(n, 1, s, 0, 1) for n, s in zip(source[1:], stride, strict=True))
         if got != target[1:]:
-            raise ShapeError("CG513", f"projection: stride {list(stride)} maps {list(source)} "
-                             f"to {[target[0], *got]}, not {list(target)}", field="stride")
+            raise ShapeError(
+                "CG513",
+                f"projection: stride {list(stride)} maps {list(source)} "
+                f"to {[target[0], *got]}, not {list(target)}",
+                field="stride",
+            )
         return target
 
     def active(self, shapes: Sequence[Shape]) -> bool:
@@ -240,12 +321,18 @@ class Projection(Op):
         if not self.active(shapes):
             return "nn.Identity()"
         source, target = shapes
-        conv = call_args([source[0], target[0]], {
-            "kernel_size": (1, None), "stride": (self._stride(source, target), (1, 1)),
-            "bias": (self.bias, True)})
+        conv = call_args(
+            [source[0], target[0]],
+            {
+                "kernel_size": (1, None),
+                "stride": (self._stride(source, target), (1, 1)),
+                "bias": (self.bias, True),
+            },
+        )
         parts = [f"nn.Conv2d({conv})"]
         if self.norm:
-            norm = call_args([target[0]], {"eps": (self.eps, 1e-5),
-                                           "momentum": (self.momentum, 0.1)})
+            norm = call_args(
+                [target[0]], {"eps": (self.eps, 1e-5), "momentum": (self.momentum, 0.1)}
+            )
             parts.append(f"nn.BatchNorm2d({norm})")
         return f"nn.Sequential({', '.join(parts)})"

@@ -14,12 +14,15 @@ def _shapes_text(shapes: Sequence[Shape]) -> str:
 class Add(Op):
     kind = "add"
     arity = (2, None)
-    examples = [({}, [(4, 3, 3), (4, 3, 3)]), ({}, [(5,), (5,), (5,)])]
+    examples = (({}, [(4, 3, 3), (4, 3, 3)]), ({}, [(5,), (5,), (5,)]))
 
     def infer(self, shapes: Sequence[Shape]) -> Shape:
         if any(s != shapes[0] for s in shapes):
-            raise ShapeError("CG503", f"add needs equal shapes, got {_shapes_text(shapes)}",
-                             "project one side (a residual's `projection:`) or fix the strides")
+            raise ShapeError(
+                "CG503",
+                f"add needs equal shapes, got {_shapes_text(shapes)}",
+                "project one side (a residual's `projection:`) or fix the strides",
+            )
         return shapes[0]
 
     def torch_forward(self, module: str, args: Sequence[str]) -> str:
@@ -29,24 +32,28 @@ class Add(Op):
 class Concat(Op):
     kind = "concat"
     arity = (2, None)
-    examples = [({}, [(4, 3, 3), (2, 3, 3)]), ({"dim": 2}, [(4, 3, 3), (4, 5, 3)])]
+    examples = (({}, [(4, 3, 3), (2, 3, 3)]), ({"dim": 2}, [(4, 3, 3), (4, 5, 3)]))
 
     dim: int = 1  # counts the batch dimension, as in torch.cat
 
     def infer(self, shapes: Sequence[Shape]) -> Shape:
         rank = len(shapes[0])
         if any(len(s) != rank for s in shapes):
-            raise ShapeError("CG504", f"concat needs inputs of equal rank, got "
-                             f"{_shapes_text(shapes)}")
+            raise ShapeError(
+                "CG504", f"concat needs inputs of equal rank, got {_shapes_text(shapes)}"
+            )
         axis = torch_dim(self.kind, self.dim, rank)
-        rest = [s[:axis] + s[axis + 1:] for s in shapes]
+        rest = [s[:axis] + s[axis + 1 :] for s in shapes]
         if any(r != rest[0] for r in rest):
-            raise ShapeError("CG504", f"concat along dim {self.dim} needs the other dims equal, "
-                             f"got {_shapes_text(shapes)}",
-                             "the branches must keep the same spatial size: check strides, "
-                             "padding and the input size")
+            raise ShapeError(
+                "CG504",
+                f"concat along dim {self.dim} needs the other dims equal, "
+                f"got {_shapes_text(shapes)}",
+                "the branches must keep the same spatial size: check strides, "
+                "padding and the input size",
+            )
         joined = sum(s[axis] for s in shapes)
-        return shapes[0][:axis] + (joined,) + shapes[0][axis + 1:]
+        return (*shapes[0][:axis], joined, *shapes[0][axis + 1 :])
 
     def torch_forward(self, module: str, args: Sequence[str]) -> str:
         return f"torch.cat([{', '.join(args)}], dim={self.dim})"
@@ -57,7 +64,7 @@ class Mul(Op):
 
     kind = "mul"
     arity = (2, None)
-    examples = [({}, [(4, 3, 3), (4, 1, 1)]), ({}, [(4, 1, 1), (4, 3, 3)])]
+    examples = (({}, [(4, 3, 3), (4, 1, 1)]), ({}, [(4, 1, 1), (4, 3, 3)]))
 
     def infer(self, shapes: Sequence[Shape]) -> Shape:
         out = shapes[0]
@@ -76,8 +83,10 @@ def _broadcast(a: Shape, b: Shape, all_shapes: Sequence[Shape]) -> Shape:
     out = []
     for x, y in zip(a1, b1, strict=True):
         if x != y and 1 not in (x, y):
-            raise ShapeError("CG511", f"mul: shapes {_shapes_text(all_shapes)} do not "
-                             "broadcast", "a gate should have shape [C, 1, 1] for a [C, H, W] "
-                             "input")
+            raise ShapeError(
+                "CG511",
+                f"mul: shapes {_shapes_text(all_shapes)} do not broadcast",
+                "a gate should have shape [C, 1, 1] for a [C, H, W] input",
+            )
         out.append(max(x, y))
     return tuple(out)

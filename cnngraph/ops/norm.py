@@ -9,17 +9,19 @@ from pydantic import Field
 from .base import Op, PosInt, Shape, ShapeError, call_args, expect_rank, numel
 
 
-
 def _check_declared(kind: str, field: str, declared: int | None, actual: int) -> None:
     if declared is not None and declared != actual:
-        raise ShapeError("CG507", f"{kind}: {field} is declared {declared} but the input has "
-                         f"{actual} channels", f"{field} is inferred; remove it or fix it",
-                         field)
+        raise ShapeError(
+            "CG507",
+            f"{kind}: {field} is declared {declared} but the input has {actual} channels",
+            f"{field} is inferred; remove it or fix it",
+            field,
+        )
 
 
 class BatchNorm2d(Op):
     kind = "batch_norm2d"
-    examples = [({}, [(6, 4, 5)]), ({"eps": 0.001, "momentum": 0.01, "affine": False}, [(3, 2, 2)])]
+    examples = (({}, [(6, 4, 5)]), ({"eps": 0.001, "momentum": 0.01, "affine": False}, [(3, 2, 2)]))
 
     eps: float = Field(default=1e-5, gt=0)
     momentum: float | None = Field(default=0.1, ge=0, le=1)
@@ -36,20 +38,29 @@ class BatchNorm2d(Op):
         return 2 * shapes[0][0] if self.affine else 0
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args([shapes[0][0]], {
-            "eps": (self.eps, 1e-5), "momentum": (self.momentum, 0.1),
-            "affine": (self.affine, True),
-            "track_running_stats": (self.track_running_stats, True)})
+        args = call_args(
+            [shapes[0][0]],
+            {
+                "eps": (self.eps, 1e-5),
+                "momentum": (self.momentum, 0.1),
+                "affine": (self.affine, True),
+                "track_running_stats": (self.track_running_stats, True),
+            },
+        )
         return f"nn.BatchNorm2d({args})"
 
 
 class LayerNorm(Op):
     kind = "layer_norm"
-    examples = [({}, [(4, 3, 3)]), ({"normalized_shape": [6]}, [(6,)]),
-                ({"normalized_shape": [5], "bias": False, "eps": 1e-6}, [(2, 3, 5)])]
+    examples = (
+        ({}, [(4, 3, 3)]),
+        ({"normalized_shape": [6]}, [(6,)]),
+        ({"normalized_shape": [5], "bias": False, "eps": 1e-6}, [(2, 3, 5)]),
+    )
 
     normalized_shape: list[PosInt] | None = Field(
-        default=None, description="trailing dims to normalise; default: the whole sample")
+        default=None, description="trailing dims to normalise; default: the whole sample"
+    )
     eps: float = Field(default=1e-5, gt=0)
     elementwise_affine: bool = True
     bias: bool = True
@@ -60,10 +71,13 @@ class LayerNorm(Op):
     def infer(self, shapes: Sequence[Shape]) -> Shape:
         shape = shapes[0]
         wanted = self._normalized(shape)
-        if len(wanted) > len(shape) or shape[len(shape) - len(wanted):] != wanted:
-            raise ShapeError("CG507", f"layer_norm: normalized_shape {list(wanted)} does not "
-                             f"match the trailing dims of the input {list(shape)}",
-                             field="normalized_shape")
+        if len(wanted) > len(shape) or shape[len(shape) - len(wanted) :] != wanted:
+            raise ShapeError(
+                "CG507",
+                f"layer_norm: normalized_shape {list(wanted)} does not "
+                f"match the trailing dims of the input {list(shape)}",
+                field="normalized_shape",
+            )
         return shape
 
     def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
@@ -73,15 +87,20 @@ class LayerNorm(Op):
         return size * (2 if self.bias else 1)
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args([list(self._normalized(shapes[0]))], {
-            "eps": (self.eps, 1e-5), "elementwise_affine": (self.elementwise_affine, True),
-            "bias": (self.bias, True)})
+        args = call_args(
+            [list(self._normalized(shapes[0]))],
+            {
+                "eps": (self.eps, 1e-5),
+                "elementwise_affine": (self.elementwise_affine, True),
+                "bias": (self.bias, True),
+            },
+        )
         return f"nn.LayerNorm({args})"
 
 
 class GroupNorm(Op):
     kind = "group_norm"
-    examples = [({"num_groups": 2}, [(6, 3, 3)]), ({"num_groups": 1, "affine": False}, [(4, 2, 2)])]
+    examples = (({"num_groups": 2}, [(6, 3, 3)]), ({"num_groups": 1, "affine": False}, [(4, 2, 2)]))
 
     num_groups: PosInt
     eps: float = Field(default=1e-5, gt=0)
@@ -92,16 +111,21 @@ class GroupNorm(Op):
         c = shapes[0][0]
         _check_declared(self.kind, "num_channels", self.num_channels, c)
         if c % self.num_groups:
-            raise ShapeError("CG502", f"group_norm: {c} channels are not divisible by "
-                             f"num_groups={self.num_groups}", field="num_groups")
+            raise ShapeError(
+                "CG502",
+                f"group_norm: {c} channels are not divisible by num_groups={self.num_groups}",
+                field="num_groups",
+            )
         return shapes[0]
 
     def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
         return 2 * shapes[0][0] if self.affine else 0
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args([self.num_groups, shapes[0][0]], {
-            "eps": (self.eps, 1e-5), "affine": (self.affine, True)})
+        args = call_args(
+            [self.num_groups, shapes[0][0]],
+            {"eps": (self.eps, 1e-5), "affine": (self.affine, True)},
+        )
         return f"nn.GroupNorm({args})"
 
 
@@ -109,7 +133,7 @@ class LocalResponseNorm(Op):
     """Cross-channel normalisation of the original AlexNet."""
 
     kind = "local_response_norm"
-    examples = [({"size": 5, "alpha": 0.0001, "beta": 0.75, "k": 2.0}, [(8, 4, 4)])]
+    examples = (({"size": 5, "alpha": 0.0001, "beta": 0.75, "k": 2.0}, [(8, 4, 4)]),)
 
     size: PosInt
     alpha: float = 1e-4
@@ -118,11 +142,16 @@ class LocalResponseNorm(Op):
 
     def infer(self, shapes: Sequence[Shape]) -> Shape:
         if len(shapes[0]) < 2:
-            raise ShapeError("CG506", f"local_response_norm needs channels and at least one "
-                             f"spatial dim, got {list(shapes[0])}")
+            raise ShapeError(
+                "CG506",
+                f"local_response_norm needs channels and at least one "
+                f"spatial dim, got {list(shapes[0])}",
+            )
         return shapes[0]
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args([self.size], {"alpha": (self.alpha, 1e-4), "beta": (self.beta, 0.75),
-                                       "k": (self.k, 1.0)})
+        args = call_args(
+            [self.size],
+            {"alpha": (self.alpha, 1e-4), "beta": (self.beta, 0.75), "k": (self.k, 1.0)},
+        )
         return f"nn.LocalResponseNorm({args})"

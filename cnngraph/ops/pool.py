@@ -37,15 +37,23 @@ class _Pool(Op):
         c, h, w = shapes[0]
         stride = self.stride or self.kernel_size
         out = [c]
-        for n, k, s, p, d in zip((h, w), self.kernel_size, stride, self.padding,
-                                 self._dilation(), strict=True):
+        for n, k, s, p, d in zip(
+            (h, w), self.kernel_size, stride, self.padding, self._dilation(), strict=True
+        ):
             if p > k // 2:  # torch's rule, for max pooling even when dilated
-                raise ShapeError("CG509", f"{self.kind}: padding {p} is more than half the "
-                                 f"kernel {k}", "torch requires padding <= kernel_size / 2",
-                                 "padding")
+                raise ShapeError(
+                    "CG509",
+                    f"{self.kind}: padding {p} is more than half the kernel {k}",
+                    "torch requires padding <= kernel_size / 2",
+                    "padding",
+                )
             out.append(pool_out(n, k, s, p, d, self.ceil_mode))
-        return check_positive(self.kind, tuple(out), f"input {h}x{w} is smaller than the "
-                              f"window {fmt_kernel(self.kernel_size)}", "kernel_size")
+        return check_positive(
+            self.kind,
+            tuple(out),
+            f"input {h}x{w} is smaller than the window {fmt_kernel(self.kernel_size)}",
+            "kernel_size",
+        )
 
     def label(self, shapes: Sequence[Shape] = ()) -> str:
         stride = self.stride or self.kernel_size
@@ -57,10 +65,10 @@ class _Pool(Op):
 
 class MaxPool2d(_Pool):
     kind = "max_pool2d"
-    examples = [
+    examples = (
         ({"kernel_size": 3, "stride": 2, "ceil_mode": True}, [(3, 8, 9)]),
         ({"kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2}, [(2, 11, 10)]),
-    ]
+    )
 
     dilation: PosPair = (1, 1)
 
@@ -68,29 +76,41 @@ class MaxPool2d(_Pool):
         return self.dilation
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args([], {"kernel_size": (self.kernel_size, None),
-                              "stride": (self.stride, None), "padding": (self.padding, (0, 0)),
-                              "dilation": (self.dilation, (1, 1)),
-                              "ceil_mode": (self.ceil_mode, False)})
+        args = call_args(
+            [],
+            {
+                "kernel_size": (self.kernel_size, None),
+                "stride": (self.stride, None),
+                "padding": (self.padding, (0, 0)),
+                "dilation": (self.dilation, (1, 1)),
+                "ceil_mode": (self.ceil_mode, False),
+            },
+        )
         return f"nn.MaxPool2d({args})"
 
 
 class AvgPool2d(_Pool):
     kind = "avg_pool2d"
-    examples = [
+    examples = (
         ({"kernel_size": 2, "stride": 2, "ceil_mode": True}, [(3, 7, 7)]),
         ({"kernel_size": [3, 2], "padding": 1, "count_include_pad": False}, [(2, 6, 5)]),
-    ]
+    )
 
     count_include_pad: bool = True
     divisor_override: PosInt | None = None
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args([], {"kernel_size": (self.kernel_size, None),
-                              "stride": (self.stride, None), "padding": (self.padding, (0, 0)),
-                              "ceil_mode": (self.ceil_mode, False),
-                              "count_include_pad": (self.count_include_pad, True),
-                              "divisor_override": (self.divisor_override, None)})
+        args = call_args(
+            [],
+            {
+                "kernel_size": (self.kernel_size, None),
+                "stride": (self.stride, None),
+                "padding": (self.padding, (0, 0)),
+                "ceil_mode": (self.ceil_mode, False),
+                "count_include_pad": (self.count_include_pad, True),
+                "divisor_override": (self.divisor_override, None),
+            },
+        )
         return f"nn.AvgPool2d({args})"
 
 
@@ -121,7 +141,7 @@ class _AdaptivePool(Op):
 
 class AdaptiveAvgPool2d(_AdaptivePool):
     kind = "adaptive_avg_pool2d"
-    examples = [({"output_size": 1}, [(5, 7, 7)]), ({"output_size": [3, None]}, [(2, 9, 4)])]
+    examples = (({"output_size": 1}, [(5, 7, 7)]), ({"output_size": [3, None]}, [(2, 9, 4)]))
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
         return f"nn.AdaptiveAvgPool2d({self._size_literal()})"
@@ -129,7 +149,7 @@ class AdaptiveAvgPool2d(_AdaptivePool):
 
 class AdaptiveMaxPool2d(_AdaptivePool):
     kind = "adaptive_max_pool2d"
-    examples = [({"output_size": [2, 3]}, [(4, 6, 7)])]
+    examples = (({"output_size": [2, 3]}, [(4, 6, 7)]),)
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
         return f"nn.AdaptiveMaxPool2d({self._size_literal()})"

@@ -25,7 +25,7 @@ from .base import (
 
 class Flatten(Op):
     kind = "flatten"
-    examples = [({}, [(4, 3, 2)]), ({"start_dim": 2}, [(4, 3, 2)]), ({"end_dim": 2}, [(2, 3, 4)])]
+    examples = (({}, [(4, 3, 2)]), ({"start_dim": 2}, [(4, 3, 2)]), ({"end_dim": 2}, [(2, 3, 4)]))
 
     start_dim: int = 1  # dims count the batch dimension, as in torch
     end_dim: int = -1
@@ -35,9 +35,12 @@ class Flatten(Op):
         start = torch_dim(self.kind, self.start_dim, len(shape), "start_dim")
         end = torch_dim(self.kind, self.end_dim, len(shape), "end_dim")
         if start > end:
-            raise ShapeError("CG512", f"flatten: start_dim {self.start_dim} comes after end_dim "
-                             f"{self.end_dim}", field="start_dim")
-        return shape[:start] + (numel(shape[start:end + 1]),) + shape[end + 1:]
+            raise ShapeError(
+                "CG512",
+                f"flatten: start_dim {self.start_dim} comes after end_dim {self.end_dim}",
+                field="start_dim",
+            )
+        return (*shape[:start], numel(shape[start : end + 1]), *shape[end + 1 :])
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
         args = call_args([], {"start_dim": (self.start_dim, 1), "end_dim": (self.end_dim, -1)})
@@ -46,7 +49,7 @@ class Flatten(Op):
 
 class Linear(Op):
     kind = "linear"
-    examples = [({"out_features": 7}, [(12,)]), ({"out_features": 3, "bias": False}, [(5,)])]
+    examples = (({"out_features": 7}, [(12,)]), ({"out_features": 3, "bias": False}, [(5,)]))
 
     out_features: PosInt
     bias: bool = True
@@ -55,9 +58,13 @@ class Linear(Op):
     def infer(self, shapes: Sequence[Shape]) -> Shape:
         expect_rank(self.kind, shapes[0], 1, "add {op: flatten} before it")
         if self.in_features is not None and self.in_features != shapes[0][0]:
-            raise ShapeError("CG507", f"linear: in_features is declared {self.in_features} but "
-                             f"the input has {shapes[0][0]} features",
-                             "in_features is inferred; remove it or fix it", "in_features")
+            raise ShapeError(
+                "CG507",
+                f"linear: in_features is declared {self.in_features} but "
+                f"the input has {shapes[0][0]} features",
+                "in_features is inferred; remove it or fix it",
+                "in_features",
+            )
         return (self.out_features,)
 
     def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
@@ -73,7 +80,7 @@ class Linear(Op):
 
 class Dropout(Op):
     kind = "dropout"
-    examples = [({"p": 0.3}, [(3, 4, 4)])]
+    examples = (({"p": 0.3}, [(3, 4, 4)]),)
 
     p: Probability = 0.5
     inplace: bool = False
@@ -90,7 +97,7 @@ class StochasticDepth(Op):
     """Drop path: in training, zero a residual branch per sample (mode row) or per batch."""
 
     kind = "stochastic_depth"
-    examples = [({"p": 0.2}, [(3, 4, 4)]), ({"p": 0.1, "mode": "batch"}, [(6,)])]
+    examples = (({"p": 0.2}, [(3, 4, 4)]), ({"p": 0.1, "mode": "batch"}, [(6,)]))
 
     p: Probability
     mode: Literal["row", "batch"] = "row"
@@ -104,7 +111,7 @@ class StochasticDepth(Op):
 
 class Identity(Op):
     kind = "identity"
-    examples = [({}, [(3, 4, 4)])]
+    examples = (({}, [(3, 4, 4)]),)
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
         return "nn.Identity()"
@@ -112,9 +119,11 @@ class Identity(Op):
 
 class Upsample(Op):
     kind = "upsample"
-    examples = [({"scale_factor": 2}, [(3, 4, 5)]),
-                ({"size": [7, 9], "mode": "bilinear", "align_corners": True}, [(2, 3, 3)]),
-                ({"scale_factor": 1.5, "mode": "bilinear"}, [(2, 5, 7)])]
+    examples = (
+        ({"scale_factor": 2}, [(3, 4, 5)]),
+        ({"size": [7, 9], "mode": "bilinear", "align_corners": True}, [(2, 3, 3)]),
+        ({"scale_factor": 1.5, "mode": "bilinear"}, [(2, 5, 7)]),
+    )
 
     size: PosPair | None = None
     scale_factor: float | list[float] | None = Field(default=None, description="> 0")
@@ -147,21 +156,30 @@ class Upsample(Op):
         factors = self._factors() or (1.0, 1.0)  # the validator guarantees a factor here
         # torch computes floor(float(size) * scale) in double precision; so does Python.
         out = (c, math.floor(h * factors[0]), math.floor(w * factors[1]))
-        return check_positive(self.kind, out, "the scale factor shrinks it to nothing",
-                              "scale_factor")
+        return check_positive(
+            self.kind, out, "the scale factor shrinks it to nothing", "scale_factor"
+        )
 
     def symmetric(self) -> bool:
         factors = self._factors()
         return super().symmetric() and (factors is None or factors[0] == factors[1])
 
     def label(self, shapes: Sequence[Shape] = ()) -> str:
-        target = f"x{self.scale_factor:g}" if isinstance(self.scale_factor, (int, float)) else (
-            f"to {self.size}" if self.size else f"x{self.scale_factor}")
+        target = (
+            f"x{self.scale_factor:g}"
+            if isinstance(self.scale_factor, (int, float))
+            else (f"to {self.size}" if self.size else f"x{self.scale_factor}")
+        )
         return f"upsample {self.mode} {target}"
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args([], {"size": (self.size, None),
-                              "scale_factor": (self.scale_factor, None),
-                              "mode": (self.mode, "nearest"),
-                              "align_corners": (self.align_corners, None)})
+        args = call_args(
+            [],
+            {
+                "size": (self.size, None),
+                "scale_factor": (self.scale_factor, None),
+                "mode": (self.mode, "nearest"),
+                "align_corners": (self.align_corners, None),
+            },
+        )
         return f"nn.Upsample({args})"

@@ -32,22 +32,33 @@ def check(graph: Graph, diags: Diagnostics) -> bool:
         if not any(s in dead_set for s in g.successors(name)):
             feeding = len(nx.ancestors(g, name) & dead_set)
             more = f" (nor {feeding} layer(s) feeding only it)" if feeding else ""
-            diags.warning("CG404", f"the result of '{name}' is never used{more}",
-                          graph.where(graph.nodes[name].src, at_key=True),
-                          "use it with `from:`, list it in `outputs:`, or remove it")
+            diags.warning(
+                "CG404",
+                f"the result of '{name}' is never used{more}",
+                graph.where(graph.nodes[name].src, at_key=True),
+                "use it with `from:`, list it in `outputs:`, or remove it",
+            )
 
     reachable = nx.descendants(g, INPUT) | {INPUT}
     for name in graph.nodes:
         if name not in reachable:
-            diags.warning("CG406", f"'{name}' does not depend on the model input",
-                          graph.where(graph.nodes[name].src, at_key=True))
+            diags.warning(
+                "CG406",
+                f"'{name}' does not depend on the model input",
+                graph.where(graph.nodes[name].src, at_key=True),
+            )
     return True
 
 
-def _report_cycle(graph: Graph, component: nx.DiGraph[str], position: dict[str, int],
-                  diags: Diagnostics) -> None:
+def _report_cycle(
+    graph: Graph, component: nx.DiGraph[str], position: dict[str, int], diags: Diagnostics
+) -> None:
     start = min(component, key=position.__getitem__)
     edges = nx.find_cycle(component, source=start)
     path = [edges[0][0], *(edge[1] for edge in edges)]
-    diags.error("CG403", f"cycle: {' -> '.join(path)}", graph.where(graph.nodes[start].src, at_key=True),
-                "a layer cannot use its own result; check the `from:` references")
+    diags.error(
+        "CG403",
+        f"cycle: {' -> '.join(path)}",
+        graph.where(graph.nodes[start].src, at_key=True),
+        "a layer cannot use its own result; check the `from:` references",
+    )

@@ -39,13 +39,15 @@ class ShapeInference:
         self._ops: dict[tuple[str, str], Op | None] = {}
         self._ordered = [graph.nodes[n] for n in graph.order if n != INPUT]
 
-    def run(self, input_shape: Shape, diags: Diagnostics | None,
-            costs: bool = True) -> dict[str, LayerInfo] | None:
+    def run(
+        self, input_shape: Shape, diags: Diagnostics | None, costs: bool = True
+    ) -> dict[str, LayerInfo] | None:
         """Infer every node for `input_shape`. Without `diags`, stop at the first problem and
         return None (a quick yes/no for a candidate input size)."""
         shapes: dict[str, Shape] = {INPUT: input_shape}
         layers: dict[str, LayerInfo] = {
-            INPUT: LayerInfo(INPUT, INPUT, None, (), (), input_shape, 0, 0)}
+            INPUT: LayerInfo(INPUT, INPUT, None, (), (), input_shape, 0, 0)
+        }
         failed = False
         for node in self._ordered:
             try:
@@ -67,8 +69,14 @@ class ShapeInference:
         ops = [n.op for n in self.graph.nodes.values()] + list(self._ops.values())
         return all(op.symmetric() for op in ops if op is not None)
 
-    def _node(self, node: Node, in_shapes: tuple[Shape, ...], shapes: dict[str, Shape],
-              diags: Diagnostics | None, costs: bool) -> LayerInfo | None:
+    def _node(
+        self,
+        node: Node,
+        in_shapes: tuple[Shape, ...],
+        shapes: dict[str, Shape],
+        diags: Diagnostics | None,
+        costs: bool,
+    ) -> LayerInfo | None:
         if node.op is None and (node.broken or not node.pending):
             return None  # its fields were wrong; validation has said so
         try:
@@ -78,47 +86,58 @@ class ShapeInference:
             return None
         except ExprError as exc:
             if diags is not None:
-                diags.error(exc.code, f"{node.name}: {exc.message}",
-                            self.graph.where(node.src), exc.hint)
+                diags.error(
+                    exc.code, f"{node.name}: {exc.message}", self.graph.where(node.src), exc.hint
+                )
             return None
         if op is None:
             return None
         if not isinstance(when, bool):
             if diags is not None:
-                diags.error("CG312", f"{node.name}: residual `when` must be true or false, got "
-                            f"{when!r}", self.graph.where((*node.src, "when")))
+                diags.error(
+                    "CG312",
+                    f"{node.name}: residual `when` must be true or false, got {when!r}",
+                    self.graph.where((*node.src, "when")),
+                )
             return None
         if not when:
-            return LayerInfo(node.name, node.kind, op, node.inputs, in_shapes, in_shapes[0], 0,
-                             0, active=False)
+            return LayerInfo(
+                node.name, node.kind, op, node.inputs, in_shapes, in_shapes[0], 0, 0, active=False
+            )
         low, high = op.arity
         if not low <= len(in_shapes) <= (high or len(in_shapes)):
             if diags is not None:
                 wanted = f"{low}" if low == high else f"at least {low}"
-                diags.error("CG408", f"{node.name}: {node.kind} takes {wanted} input(s), got "
-                            f"{len(in_shapes)}", self.graph.where(node.src, at_key=True),
-                            "list the inputs with `from: [a, b]`")
+                diags.error(
+                    "CG408",
+                    f"{node.name}: {node.kind} takes {wanted} input(s), got {len(in_shapes)}",
+                    self.graph.where(node.src, at_key=True),
+                    "list the inputs with `from: [a, b]`",
+                )
             return None
         try:
             out = op.infer(in_shapes)
             if max(out) > MAX_DIM:
-                raise ShapeError("CG508", f"{node.kind} output {list(out)} has a dimension "
-                                 f"above {MAX_DIM:,}")
+                raise ShapeError(
+                    "CG508", f"{node.kind} output {list(out)} has a dimension above {MAX_DIM:,}"
+                )
         except ShapeError as exc:
             if diags is not None:
                 if exc.field in node.fields:
                     loc = self.graph.where(node.field_path(exc.field))
                 else:
                     loc = self.graph.where(node.src, at_key=True)
-                diags.error(exc.code, f"{node.name}: {exc.message}", loc, exc.hint,
-                            fold_key=exc.message)
+                diags.error(
+                    exc.code, f"{node.name}: {exc.message}", loc, exc.hint, fold_key=exc.message
+                )
             return None
         params = op.count_params(in_shapes, out) if costs else 0
         macs = op.count_macs(in_shapes, out) if costs else 0
         return LayerInfo(node.name, node.kind, op, node.inputs, in_shapes, out, params, macs)
 
-    def _resolve_op(self, node: Node, shapes: dict[str, Shape],
-                    diags: Diagnostics | None) -> Op | None:
+    def _resolve_op(
+        self, node: Node, shapes: dict[str, Shape], diags: Diagnostics | None
+    ) -> Op | None:
         """Build the op of a node whose fields read in_channels, now that shapes are known."""
         fields = {}
         for key, value in node.fields.items():
@@ -126,8 +145,12 @@ class ShapeInference:
                 fields[key] = self._resolve(value, shapes)
             except ExprError as exc:
                 if diags is not None:
-                    diags.error(exc.code, f"{node.name}: {key}: {exc.message}",
-                                self.graph.where(node.field_path(key)), exc.hint)
+                    diags.error(
+                        exc.code,
+                        f"{node.name}: {key}: {exc.message}",
+                        self.graph.where(node.field_path(key)),
+                        exc.hint,
+                    )
                 return None
         cache_key = (node.kind, repr(sorted(fields.items())))
         if cache_key not in self._ops:

@@ -42,22 +42,26 @@ class AxisRule:
         return self.minimum, self.step, self.residues, self.checked_up_to
 
     def to_dict(self) -> dict[str, object]:
-        return {"min": self.minimum, "step": self.step, "residues": list(self.residues),
-                "checked_up_to": self.checked_up_to}
+        return {
+            "min": self.minimum,
+            "step": self.step,
+            "residues": list(self.residues),
+            "checked_up_to": self.checked_up_to,
+        }
 
 
 def input_size_rules(inference: ShapeInference, shape: Shape) -> tuple[AxisRule, AxisRule] | None:
     """Rules for H and W, or None for inputs without spatial dims."""
     if len(shape) != 3:
         return None
-    rules = []
+    rules: list[AxisRule] = []
     for axis, name in ((1, "H"), (2, "W")):
         if axis == 2 and shape[1] == shape[2] and inference.symmetric():
             rules.append(AxisRule("W", *rules[0].as_tuple()))
             break
 
         def compiles(n: int, axis: int = axis) -> bool:
-            candidate = shape[:axis] + (n,) + shape[axis + 1:]
+            candidate = (*shape[:axis], n, *shape[axis + 1 :])
             return inference.run(candidate, None, costs=False) is not None
 
         rule = _scan(name, shape[axis], _period(inference, shape, axis), compiles)
@@ -72,7 +76,7 @@ def _period(inference: ShapeInference, shape: Shape, axis: int) -> int:
     size follows the input. Every op's size rule shifts by a whole number when its input shifts
     by a multiple of its stride, so the pattern of valid sizes repeats with that period."""
     n = shape[axis]
-    doubled = shape[:axis] + (2 * n,) + shape[axis + 1:]
+    doubled = (*shape[:axis], 2 * n, *shape[axis + 1 :])
     small = inference.run(shape, None, costs=False)
     large = inference.run(doubled, None, costs=False)
     if small is None or large is None:
@@ -91,7 +95,10 @@ def _scan(name: str, nominal: int, period: int, test: Callable[[int], bool]) -> 
         return None
     valid = [test(n) for n in range(minimum, minimum + period)]
     # The pattern repeats every `period`; it may repeat more often (e.g. every size works).
-    step = next(p for p in range(1, period + 1)
-                if period % p == 0 and all(valid[i] == valid[i % p] for i in range(period)))
+    step = next(
+        p
+        for p in range(1, period + 1)
+        if period % p == 0 and all(valid[i] == valid[i % p] for i in range(period))
+    )
     residues = tuple(sorted((minimum + i) % step for i in range(step) if valid[i]))
     return AxisRule(name, minimum, step, residues, minimum + period - 1)

@@ -25,12 +25,20 @@ def build_op(graph: Graph, node: Node, fields: dict[str, Any], diags: Diagnostic
     try:
         return cls.model_validate(fields)
     except ValidationError as exc:
+
         def where(path: KeyPath, at_key: bool) -> Location:
             if not path:
                 return graph.where(node.src)
             return graph.where((*node.field_path(str(path[0])), *path[1:]), at_key)
 
-        pydantic_errors.report(exc.errors(), fields, (), graph.doc, diags,
-                               f"{node.name} ({node.kind})", lambda _: list(cls.model_fields),
-                               where)
+        pydantic_errors.report(
+            exc.errors(),
+            fields,
+            (),
+            graph.doc,
+            diags,
+            f"{node.name} ({node.kind})",
+            lambda _: list(cls.model_fields),
+            where,
+        )
         return None
