@@ -37,9 +37,10 @@ def load(
         raise SpecError(diags.items())
     validate(graph, diags)
     ordered = check(graph, diags)
+    layers: dict[str, LayerInfo] = {}
     inference = ShapeInference(graph)  # after check: it walks the graph in `graph.order`
     if ordered and graph.input_shape:
-        layers = inference.run(graph.input_shape, diags) or {}
+        layers = inference.run(graph.input_shape, diags)
     diags.raise_if_errors()
     return Model(graph, layers, inference, diags.items())
 
@@ -129,7 +130,7 @@ class Model:
     def accepts(self, height: int, width: int) -> bool:
         """Whether the model compiles for an input of this height and width."""
         shape = (self.input_shape[0], height, width)
-        return self._inference.run(shape, None, costs=False) is not None
+        return self._inference.shapes(shape) is not None
 
     def rows(self, depth: int | None = None) -> list[Row]:
         """Layers and scopes up to `depth` (None: all), in spec order, with scope totals."""

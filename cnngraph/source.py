@@ -26,18 +26,32 @@ _SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null")}
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 with YAML 1.2 floats: `1e-5` is a number, as every user expects.
-
-    The pure-Python composer is used on purpose: libyaml's crashes the process on very deeply
-    nested input, while this one raises RecursionError, which becomes a diagnostic.
-    """
+    """YAML 1.1 with YAML 1.2 floats: `1e-5` is a number, as every user expects."""
 
 
-_Loader.add_implicit_resolver(
-    _TAG + "float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The same, parsed by libyaml when it is installed."""
+
+
+for _cls in (_Loader, _FastLoader):
+    _cls.add_implicit_resolver(
+        _TAG + "float",
+        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+
+# libyaml's composer recurses in C and crashes the process beyond some ten thousand levels of
+# nesting; the Python one raises RecursionError instead, which becomes a diagnostic. Every
+# level of nesting needs one of these characters or a line of its own, so text with few of
+# them is safe for libyaml, and all real specs are.
+_NESTING_CHARS = "[{-:?"
+_SAFE_NESTING = 2000
+
+
+def _loader_for(text: str) -> type[yaml.SafeLoader]:
+    bound = text.count("\n") + sum(text.count(c) for c in _NESTING_CHARS)
+    return _FastLoader if bound < _SAFE_NESTING else _Loader
+
 
 _scalars = SafeConstructor()
 
@@ -123,13 +137,13 @@ def parse(text: str, file: str, as_json: bool = False) -> Document:
         # columns and meaning while sparing the YAML reader its tab rules.
         text = text.replace("\t", " ")
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root = yaml.compose(text, Loader=_loader_for(text))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
         problem = exc.problem or exc.context or "cannot parse"
         hint = "check the indentation and that every ':' has a space after it"
-        if "\t" in problem or "\\t" in problem or "tab" in problem:
+        if mark and "\t" in _line(lines, mark.line)[: mark.column + 1]:
             hint = "YAML indentation must use spaces, not tabs"
         elif mark and "${" in _line(lines, mark.line):
             hint = (

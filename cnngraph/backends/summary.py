@@ -86,7 +86,7 @@ def render_text(model: Model, depth: int | None) -> str:
         f"Activations:   {activations(model):,} values per sample ({_mib(activations(model))})",
         f"Input sizes:   {size_text(model)}",
     ]
-    if depth is not None and len(rows) < len(model.rows(None)):
+    if depth is not None and len(rows) < len(model.layers) + len(model.graph.scopes):
         out.append(
             f"(layers below depth {depth} are folded into their blocks; --depth to see more)"
         )

@@ -38,31 +38,47 @@ class ShapeInference:
         self.graph = graph
         self._ops: dict[tuple[str, str], Op | None] = {}
         self._ordered = [graph.nodes[n] for n in graph.order if n != INPUT]
+        # Only nodes whose result depends on nothing but their input shapes are memoised.
+        self._plan = [(n, n.op is not None and n.when is True) for n in self._ordered]
+        self._memo: dict[tuple[str, tuple[Shape, ...]], Shape | None] = {}
 
-    def run(
-        self, input_shape: Shape, diags: Diagnostics | None, costs: bool = True
-    ) -> dict[str, LayerInfo] | None:
-        """Infer every node for `input_shape`. Without `diags`, stop at the first problem and
-        return None (a quick yes/no for a candidate input size)."""
+    def run(self, input_shape: Shape, diags: Diagnostics) -> dict[str, LayerInfo]:
+        """Infer every node's shape and costs for `input_shape`, reporting problems."""
         shapes: dict[str, Shape] = {INPUT: input_shape}
-        layers: dict[str, LayerInfo] = {
-            INPUT: LayerInfo(INPUT, INPUT, None, (), (), input_shape, 0, 0)
-        }
-        failed = False
+        layers = {INPUT: LayerInfo(INPUT, INPUT, None, (), (), input_shape, 0, 0)}
         for node in self._ordered:
             try:
-                in_shapes = tuple(shapes[src] for src in node.inputs)
+                in_shapes = tuple(map(shapes.__getitem__, node.inputs))
             except KeyError:
                 continue  # an upstream problem, already reported
-            info = self._node(node, in_shapes, shapes, diags, costs)
-            if info is None:
-                failed = True
-                if diags is None:
-                    return None
-                continue
-            shapes[node.name] = info.shape
-            layers[node.name] = info
-        return None if failed and diags is None else layers
+            info = self._node(node, in_shapes, shapes, diags, costs=True)
+            if info is not None:
+                shapes[node.name] = info.shape
+                layers[node.name] = info
+        return layers
+
+    def shapes(self, input_shape: Shape) -> dict[str, Shape] | None:
+        """Every node's shape for `input_shape`, or None if the model does not compile for it.
+
+        Quick and quiet, for size scans that try many inputs. Deep layers see the same few
+        shapes again and again, so results are kept per node and input shapes.
+        """
+        shapes: dict[str, Shape] = {INPUT: input_shape}
+        memo = self._memo
+        for node, cacheable in self._plan:
+            in_shapes = tuple(map(shapes.__getitem__, node.inputs))
+            key = (node.name, in_shapes)
+            if cacheable and key in memo:
+                out = memo[key]
+            else:
+                info = self._node(node, in_shapes, shapes, None, costs=False)
+                out = None if info is None else info.shape
+                if cacheable:
+                    memo[key] = out
+            if out is None:
+                return None
+            shapes[node.name] = out
+        return shapes
 
     def symmetric(self) -> bool:
         """Whether every op treats height and width alike, so one axis answers for both."""

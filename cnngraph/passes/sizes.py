@@ -62,7 +62,7 @@ def input_size_rules(inference: ShapeInference, shape: Shape) -> tuple[AxisRule,
 
         def compiles(n: int, axis: int = axis) -> bool:
             candidate = (*shape[:axis], n, *shape[axis + 1 :])
-            return inference.run(candidate, None, costs=False) is not None
+            return inference.shapes(candidate) is not None
 
         rule = _scan(name, shape[axis], _period(inference, shape, axis), compiles)
         if rule is None:
@@ -77,15 +77,15 @@ def _period(inference: ShapeInference, shape: Shape, axis: int) -> int:
     by a multiple of its stride, so the pattern of valid sizes repeats with that period."""
     n = shape[axis]
     doubled = (*shape[:axis], 2 * n, *shape[axis + 1 :])
-    small = inference.run(shape, None, costs=False)
-    large = inference.run(doubled, None, costs=False)
+    small = inference.shapes(shape)
+    large = inference.shapes(doubled)
     if small is None or large is None:
         return MAX_PERIOD
     ratio = 1.0
-    for name, info in small.items():
-        other = large.get(name)
-        if other is not None and len(info.shape) == 3 and other.shape[axis] > info.shape[axis]:
-            ratio = max(ratio, n / (other.shape[axis] - info.shape[axis]))
+    for name, size in small.items():
+        other = large[name]
+        if len(size) == 3 and other[axis] > size[axis]:
+            ratio = max(ratio, n / (other[axis] - size[axis]))
     return min(1 << math.ceil(math.log2(ratio)), MAX_PERIOD)
 
 

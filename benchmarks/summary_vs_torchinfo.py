@@ -1,0 +1,102 @@
+"""cnngraph summary vs torchinfo's summary of the same torchvision model, side by side.
+
+    python benchmarks/summary_vs_torchinfo.py [--runs 5] [--model resnet50]
+
+Two views, both medians of --runs alternating runs:
+- process: a fresh interpreter per run, as a user waits for it (wall time, peak RSS);
+- in-process: imports done, the work alone (cnngraph: compile + summary text with the valid
+  input sizes; torchinfo: build the torchvision model + summary).
+Timing is noisy on shared machines: read the ratios, not the absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TORCHINFO_SCRIPT = """
+import torchinfo, torchvision
+model = torchvision.models.{model}()
+stats = torchinfo.summary(model, input_size=(1, 3, {hw}, {hw}), verbose=0)
+print(stats.total_params, stats.total_mult_adds)
+"""
+
+
+def run_process(argv: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS in MiB, and stdout of one child process."""
+    start = time.perf_counter()
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    out = child.stdout.read().decode() if child.stdout else ""
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        err = child.stderr.read().decode() if child.stderr else ""
+        raise SystemExit(f"{argv[:3]} failed:\n{err}")
+    return elapsed, usage.ru_maxrss / 1024, out  # ru_maxrss is in KiB on Linux
+
+
+def in_process(spec: Path, model_name: str, hw: int, runs: int) -> tuple[float, float]:
+    import torchinfo
+    import torchvision
+
+    import cnngraph
+
+    ours, theirs = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        cnngraph.load(spec).summary()
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        network = getattr(torchvision.models, model_name)()
+        torchinfo.summary(network, input_size=(1, 3, hw, hw), verbose=0)
+        theirs.append(time.perf_counter() - start)
+    return statistics.median(ours), statistics.median(theirs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--model", default="resnet50")
+    args = parser.parse_args()
+    spec = ROOT / "specs" / f"{args.model}.yaml"
+    import cnngraph
+
+    compiled = cnngraph.load(spec)
+    hw = compiled.input_shape[1]
+
+    ours_cmd = [sys.executable, "-m", "cnngraph", "summary", str(spec)]
+    theirs_cmd = [sys.executable, "-c", TORCHINFO_SCRIPT.format(model=args.model, hw=hw)]
+    ours_t, ours_m, theirs_t, theirs_m = [], [], [], []
+    theirs_out = ""
+    for _ in range(args.runs):
+        t, m, _ = run_process(ours_cmd)
+        ours_t.append(t)
+        ours_m.append(m)
+        t, m, theirs_out = run_process(theirs_cmd)
+        theirs_t.append(t)
+        theirs_m.append(m)
+    in_ours, in_theirs = in_process(spec, args.model, hw, args.runs)
+
+    params, mult_adds = (int(x) for x in theirs_out.split())
+    print(f"{args.model}, {args.runs} runs each, medians; machine: {os.cpu_count()} CPUs")
+    print(f"  cnngraph : {compiled.params:,} params, {compiled.macs:,} MACs")
+    print(f"  torchinfo: {params:,} params, {mult_adds:,} mult-adds (its own convention)")
+    rows = [
+        ("process wall time (s)", statistics.median(ours_t), statistics.median(theirs_t)),
+        ("process peak RSS (MiB)", statistics.median(ours_m), statistics.median(theirs_m)),
+        ("in-process time (ms)", in_ours * 1e3, in_theirs * 1e3),
+    ]
+    print(f"  {'':24}{'cnngraph':>12}{'torchinfo':>12}{'ratio':>10}")
+    for label, ours, theirs in rows:
+        print(f"  {label:24}{ours:12.3f}{theirs:12.3f}{theirs / ours:9.1f}x")
+
+
+if __name__ == "__main__":
+    main()
