@@ -37,6 +37,7 @@ from .spec import BlockDef, Layers, ResidualSpec, SpecFile
 MAX_REPEAT = 1000
 MAX_NODES = 50_000
 ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "if"})
+_SEQUENCE = " sequence"  # marks an inline list of layers; a space keeps it apart from user keys
 TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
     "float": (int, float),
@@ -294,9 +295,11 @@ class _Expander:
             return {"op": raw}
         if isinstance(raw, dict):
             return raw
+        if isinstance(raw, list):
+            return {_SEQUENCE: raw}  # an inline sequence: its layers are numbered .0, .1, ...
         self.diags.error(
             "CG207",
-            "a layer is a mapping with `op:` or `block:` (or a bare op name)",
+            "a layer is a mapping with `op:` or `block:`, a list of layers, or a bare op name",
             self.doc.where(esrc),
             "e.g. {op: conv2d, out_channels: 64, kernel_size: 3}",
         )
@@ -457,6 +460,12 @@ class _Expander:
         if "op" in entry and "block" in entry:
             self.diags.error(
                 "CG207", "a layer has either `op:` or `block:`, not both", self.doc.where(esrc)
+            )
+            return full
+        if _SEQUENCE in entry:
+            container = self._scope(full, "block", "sequence", esrc)
+            container.output = self._body(
+                entry[_SEQUENCE], full, sources, env, esrc, {}, (*scope, full)
             )
             return full
         if "block" in entry:

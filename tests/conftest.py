@@ -38,3 +38,19 @@ def reference() -> dict[str, dict[str, int]]:
     if not REFERENCE.exists():
         pytest.fail(f"reference figures not found at {REFERENCE}")
     return reference_rows()
+
+
+def assert_same_layout(model: Any, module: Any, prefix: str = "") -> None:
+    """Every torch parameter belongs to the spec node of the same dotted name, and each node's
+    parameter count equals the sum of the torch parameters it owns."""
+    ours = {layer.name: layer.params for layer in model.layers if layer.params}
+    theirs: dict[str, int] = {}
+    for key, param in module.named_parameters():
+        parts = (prefix + key).split(".")
+        owner = next(
+            (".".join(parts[:i]) for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in ours),
+            None,
+        )
+        assert owner is not None, f"no spec node owns torch parameter {prefix + key}"
+        theirs[owner] = theirs.get(owner, 0) + param.numel()
+    assert theirs == ours

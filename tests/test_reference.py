@@ -3,15 +3,13 @@ the parameter counts under torchvision's own module names."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import pytest
 import torch
 import torchvision
 
 import cnngraph
 
-from .conftest import SPECS
+from .conftest import SPECS, assert_same_layout
 
 TORCHVISION_SPECS = {
     "resnet18": "resnet18.yaml",
@@ -40,20 +38,8 @@ def _torchvision(name: str, **kwargs: object) -> torch.nn.Module:
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_SPECS))
 def test_layers_match_torchvision_modules(name: str) -> None:
-    """Each torchvision parameter belongs to the spec node of the same name, and every node's
-    count equals the sum of its torchvision parameters."""
     model = cnngraph.load(SPECS / TORCHVISION_SPECS[name])
-    ours = {layer.name: layer.params for layer in model.layers if layer.params}
-    theirs: dict[str, int] = defaultdict(int)
-    for key, param in _torchvision(name).named_parameters():
-        parts = key.split(".")
-        owner = next(
-            (".".join(parts[:i]) for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in ours),
-            None,
-        )
-        assert owner is not None, f"no spec node owns torchvision parameter {key}"
-        theirs[owner] += param.numel()
-    assert dict(theirs) == ours
+    assert_same_layout(model, _torchvision(name))
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_SPECS))
