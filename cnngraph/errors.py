@@ -185,12 +185,18 @@ def _order(d: Diagnostic) -> tuple[str, int, int]:
     return (d.location.file, d.location.line or 0, d.location.col or 0)
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """A hint naming the closest candidate, if one is close enough to be a likely typo."""
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate `name` is most likely a typo of, if any is close enough."""
     import difflib  # only needed when something is wrong; keeps start-up fast
 
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean '{matches[0]}'?" if matches else None
+    return matches[0] if matches else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A hint naming the closest candidate, if one is close enough to be a likely typo."""
+    match = closest(name, candidates)
+    return f"did you mean '{match}'?" if match else None
 
 
 def format_text(diagnostic: Diagnostic, source_lines: Sequence[str] | None = None) -> str:

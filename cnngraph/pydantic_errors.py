@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic_core import ErrorDetails
 
-from .errors import Diagnostics, did_you_mean
+from .errors import Diagnostics, closest, did_you_mean
 from .source import Document, KeyPath
 
 # Names pydantic puts into error paths for union members and validators, not user keys.
@@ -57,9 +57,17 @@ def report(
     for err in errors:
         groups.setdefault(_existing(data, _clean(err["loc"])), []).append(err)
     paths = list(groups)
+    # A missing field with a misspelt twin (kernal_size for kernel_size) is one mistake, not two.
+    typos = {
+        (*path[:-1], closest(str(path[-1]), fields_at(path[:-1])))
+        for path, errs in groups.items()
+        if any(e["type"] == "extra_forbidden" for e in errs)
+    }
     for path, errs in groups.items():
         if any(other[: len(path)] == path and other != path for other in paths):
             continue  # a deeper error says more about the same value
+        if path in typos and all(e["type"] == "missing" for e in errs):
+            continue
         types = {e["type"] for e in errs}
         name = ".".join(str(p) for p in path)
         if "extra_forbidden" in types:
