@@ -420,34 +420,25 @@ class _Expander:
         repeat: int | None,
     ) -> str:
         if repeat is None:
-            return self._single(full, entry, esrc, sources, env, scope, None)
+            self._single(full, entry, esrc, sources, env, scope, None)
+            return self._produced(full)
         label = str(entry.get("block") or entry.get("op"))
         container = self._scope(full, "repeat", f"{label} x{repeat}", esrc)
         out = full
         for i in range(repeat):
-            out = self._single(
-                f"{full}.{i}", entry, esrc, sources, env, (*scope, full), (i, repeat)
-            )
-            sources = [out]
+            out = f"{full}.{i}"
+            self._single(out, entry, esrc, sources, env, (*scope, full), (i, repeat))
+            sources = [self._produced(out)]
         container.output = out
         return full
 
-    def _single(
-        self,
-        full: str,
-        entry: dict[str, Any],
-        esrc: KeyPath,
-        sources: list[str],
-        env: Env,
-        scope: tuple[str, ...],
-        index: tuple[int, int] | None,
-    ) -> str:
-        self._dispatch(full, entry, esrc, sources, env, scope, index)
-        if full not in self.graph.nodes and full not in self.graph.scopes:
-            self.failed.add(full)
-        return full
+    def _produced(self, path: str) -> str:
+        """`path`, remembered as failed if expanding it made nothing (its error is reported)."""
+        if path not in self.graph.nodes and path not in self.graph.scopes:
+            self.failed.add(path)
+        return path
 
-    def _dispatch(
+    def _single(
         self,
         full: str,
         entry: dict[str, Any],

@@ -14,26 +14,26 @@ from .source import Document, KeyPath
 _TAGS = {"str", "int", "bool", "float", "list", "dict", "none", "ResidualSpec", "BlockDef"}
 
 
-def _clean(loc: Sequence[int | str]) -> KeyPath:
-    return tuple(p for p in loc if isinstance(p, int) or ("[" not in p and p not in _TAGS))
-
-
 def _has(data: Any, part: str | int) -> bool:
     if isinstance(data, dict):
         return part in data
     return isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
 
 
-def _existing(data: Any, path: KeyPath) -> KeyPath:
-    """The longest prefix of `path` present in `data`: errors inside a union group there."""
+def _locate(data: Any, loc: Sequence[int | str]) -> KeyPath:
+    """The path in `data` an error is about: its error path, less pydantic's own tags for
+    union members and validators, cut where the data ends (errors inside one value group)."""
     out: list[str | int] = []
-    for part in path:
-        if not _has(data, part):
+    for part in loc:
+        if _has(data, part):
+            data = data[part]
+            out.append(part)
+        elif isinstance(part, str) and ("[" in part or part in _TAGS):
+            continue
+        else:
             if isinstance(part, str) and isinstance(data, dict):
                 out.append(part)  # a missing or unknown key is itself the location
             break
-        data = data[part]
-        out.append(part)
     return tuple(out)
 
 
@@ -55,13 +55,13 @@ def report(
     locate = where or (lambda path, at_key: doc.where((*base, *path), at_key))
     groups: dict[KeyPath, list[ErrorDetails]] = {}
     for err in errors:
-        groups.setdefault(_existing(data, _clean(err["loc"])), []).append(err)
+        groups.setdefault(_locate(data, err["loc"]), []).append(err)
     paths = list(groups)
     # A missing field with a misspelt twin (kernal_size for kernel_size) is one mistake, not two.
     typos = {
         (*path[:-1], closest(str(path[-1]), fields_at(path[:-1])))
         for path, errs in groups.items()
-        if any(e["type"] == "extra_forbidden" for e in errs)
+        if path and any(e["type"] == "extra_forbidden" for e in errs)
     }
     for path, errs in groups.items():
         if any(other[: len(path)] == path and other != path for other in paths):

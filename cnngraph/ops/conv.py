@@ -41,24 +41,36 @@ def _check_channels(kind: str, c_in: int, declared: int | None, out: int, groups
             )
 
 
-def _kernel_label(
-    kind: str,
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
-    groups: int,
-    dilation: tuple[int, int],
-) -> str:
-    text = f"{kind} {fmt_kernel(kernel)}"
-    if stride != (1, 1):
-        text += f"/{stride[0]}" if stride[0] == stride[1] else f"/{fmt_kernel(stride)}"
-    if groups > 1:
-        text += f" g{groups}"
-    if dilation != (1, 1):
-        text += f" d{dilation[0]}" if dilation[0] == dilation[1] else f" d{fmt_kernel(dilation)}"
-    return text
+class _Conv(Op):
+    """What convolutions and transposed convolutions share."""
+
+    out_channels: PosInt
+    kernel_size: PosPair
+    stride: PosPair = (1, 1)
+    dilation: PosPair = (1, 1)
+    groups: PosInt = 1
+    bias: bool = True
+    in_channels: PosInt | None = None
+
+    def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
+        # in x out / groups weights per kernel position, whichever way round torch stores them
+        weights = shapes[0][0] * (self.out_channels // self.groups) * numel(self.kernel_size)
+        return weights + (self.out_channels if self.bias else 0)
+
+    def label(self, shapes: Sequence[Shape] = ()) -> str:
+        text = f"{self.kind} {fmt_kernel(self.kernel_size)}"
+        if self.stride != (1, 1):
+            s = self.stride
+            text += f"/{s[0]}" if s[0] == s[1] else f"/{fmt_kernel(s)}"
+        if self.groups > 1:
+            text += f" g{self.groups}"
+        if self.dilation != (1, 1):
+            d = self.dilation
+            text += f" d{d[0]}" if d[0] == d[1] else f" d{fmt_kernel(d)}"
+        return text
 
 
-class Conv2d(Op):
+class Conv2d(_Conv):
     kind = "conv2d"
     examples = (
         ({"out_channels": 8, "kernel_size": 3, "stride": 2, "padding": 1}, [(4, 9, 10)]),
@@ -79,15 +91,8 @@ class Conv2d(Op):
         ),
     )
 
-    out_channels: PosInt
-    kernel_size: PosPair
-    stride: PosPair = (1, 1)
     padding: NonNegPair | Literal["same", "valid"] = (0, 0)
-    dilation: PosPair = (1, 1)
-    groups: PosInt = 1
-    bias: bool = True
     padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
-    in_channels: PosInt | None = None
 
     def pads(self) -> tuple[tuple[int, int], tuple[int, int]]:
         """(left, right) padding per spatial dimension."""
@@ -137,15 +142,8 @@ class Conv2d(Op):
             out.append(conv_out(n, k, s, left + right, d))
         return check_positive(self.kind, tuple(out), "input too small", "kernel_size")
 
-    def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
-        weights = self.out_channels * (shapes[0][0] // self.groups) * numel(self.kernel_size)
-        return weights + (self.out_channels if self.bias else 0)
-
     def count_macs(self, shapes: Sequence[Shape], out: Shape) -> int:
         return numel(out) * (shapes[0][0] // self.groups) * numel(self.kernel_size)
-
-    def label(self, shapes: Sequence[Shape] = ()) -> str:
-        return _kernel_label(self.kind, self.kernel_size, self.stride, self.groups, self.dilation)
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
         args = call_args(
@@ -163,7 +161,7 @@ class Conv2d(Op):
         return f"nn.Conv2d({args})"
 
 
-class ConvTranspose2d(Op):
+class ConvTranspose2d(_Conv):
     kind = "conv_transpose2d"
     examples = (
         ({"out_channels": 4, "kernel_size": 4, "stride": 2, "padding": 1}, [(8, 5, 6)]),
@@ -182,15 +180,8 @@ class ConvTranspose2d(Op):
         ),
     )
 
-    out_channels: PosInt
-    kernel_size: PosPair
-    stride: PosPair = (1, 1)
     padding: NonNegPair = (0, 0)
     output_padding: NonNegPair = (0, 0)
-    groups: PosInt = 1
-    bias: bool = True
-    dilation: PosPair = (1, 1)
-    in_channels: PosInt | None = None
 
     def infer(self, shapes: Sequence[Shape]) -> Shape:
         expect_rank(self.kind, shapes[0], 3)
@@ -223,17 +214,10 @@ class ConvTranspose2d(Op):
             self.kind, out, "padding removes more than the kernel adds", "padding"
         )
 
-    def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
-        weights = shapes[0][0] * (self.out_channels // self.groups) * numel(self.kernel_size)
-        return weights + (self.out_channels if self.bias else 0)
-
     def count_macs(self, shapes: Sequence[Shape], out: Shape) -> int:
         # Every input pixel scatters a full kernel into (out_channels / groups) channels.
         c, h, w = shapes[0]
         return c * h * w * (self.out_channels // self.groups) * numel(self.kernel_size)
-
-    def label(self, shapes: Sequence[Shape] = ()) -> str:
-        return _kernel_label(self.kind, self.kernel_size, self.stride, self.groups, self.dilation)
 
     def torch_module(self, shapes: Sequence[Shape]) -> str:
         args = call_args(
