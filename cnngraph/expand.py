@@ -134,11 +134,13 @@ class _Expander:
         self.symbols: list[ShapeSymbol] = []
         self.failed: set[str] = set()  # entries that failed to expand, already reported
         self._param_decls: dict[str, list[Param]] = {}
+        self.globals = Env({})
 
     # ---- top level -------------------------------------------------------------------------
 
     def run(self, overrides: Mapping[str, Any], input_shape: tuple[int, ...] | None) -> Graph:
         env = self._model_params(overrides)
+        self.globals = env  # what every block sees besides its own params
         shape = input_shape or self._input_shape(env)
         self.graph.input_shape = shape or ()
         self.graph.nodes[INPUT] = Node(INPUT, INPUT, (), {}, ("input",))
@@ -582,7 +584,8 @@ class _Expander:
                 )
         symbol = ShapeSymbol(first_input)
         self.symbols.append(symbol)
-        benv = env.with_values({"in_channels": symbol}, {})
+        # Lexical scope: the block sees its params and the model's, never its caller's.
+        benv = self.globals.with_values({"in_channels": symbol}, {})
         for p in decls:
             if p.name in entry:
                 raw, psrc = entry[p.name], (*esrc, p.name)

@@ -40,10 +40,6 @@ class Node:
     def field_path(self, name: str) -> KeyPath:
         return self.field_src.get(name, (*self.src, name))
 
-    @property
-    def depth(self) -> int:
-        return self.name.count(".") + 1
-
 
 ScopeKind = Literal["block", "repeat", "branch"]
 
@@ -57,10 +53,6 @@ class Scope:
     label: str
     src: KeyPath
     output: str = ""  # the node (or scope path) producing the scope's result
-
-    @property
-    def depth(self) -> int:
-        return self.path.count(".") + 1
 
 
 @dataclass

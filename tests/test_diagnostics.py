@@ -271,6 +271,20 @@ def test_unknown_override() -> None:
     assert d.hint == "did you mean 'num_classes'?"
 
 
+def test_blocks_do_not_see_their_callers_params() -> None:
+    text = spec(
+        "b: {block: outer, width: 4}",
+        blocks="""
+        outer:
+          params: {width: int}
+          layers: [{block: inner}]
+        inner:
+          layers: [{op: conv2d, out_channels: $width, kernel_size: 1}]
+    """,
+    )
+    expect(text, "CG302", "$width, kernel_size: 1}]")
+
+
 def test_missing_block_param() -> None:
     text = spec(
         "b: {block: blk}",

@@ -45,10 +45,6 @@ PosPair = Annotated[tuple[PosInt, PosInt], _PAIR_INPUT]
 NonNegPair = Annotated[tuple[NonNegInt, NonNegInt], _PAIR_INPUT]
 
 
-def fmt_pair(pair: tuple[int, int]) -> str:
-    return str(pair[0]) if pair[0] == pair[1] else f"({pair[0]}, {pair[1]})"
-
-
 def fmt_kernel(pair: tuple[int, int]) -> str:
     return f"{pair[0]}x{pair[1]}"
 

@@ -3,7 +3,6 @@ op object and the same shapes that produced its output shape, never from a secon
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from ..errors import Diagnostics
@@ -186,7 +185,3 @@ class ShapeInference:
         if isinstance(value, Pending):  # pragma: no cover - the two kinds above are all
             raise _Unknown
         return value
-
-
-def total(layers: Sequence[LayerInfo]) -> tuple[int, int]:
-    return sum(li.params for li in layers), sum(li.macs for li in layers)
