@@ -634,9 +634,8 @@ class _Expander:
         scope: tuple[str, ...],
     ) -> str:
         bsrc: KeyPath = ("blocks", name)
-        names = {}
-        for local, source in zip(bdef.inputs, sources, strict=True):
-            names[local] = source
+        inputs = dict(zip(bdef.inputs, sources, strict=True))  # what every body may refer to
+        names = dict(inputs)
         if bdef.layers is not None:
             out = self._body(bdef.layers, full, sources, env, (*bsrc, "layers"), names, scope)
         else:
@@ -647,17 +646,16 @@ class _Expander:
                 if not self._claim(names, branch, path, brsrc):
                     continue
                 if _is_entry(layers):  # a branch that is one layer or block, named as the branch
-                    inputs = dict(zip(bdef.inputs, sources, strict=True))
+                    entry = {branch: layers}
                     outs.append(
                         self._body(
-                            {branch: layers}, full, sources, env, (*bsrc, "branches"), inputs, scope
+                            entry, full, sources, env, (*bsrc, "branches"), dict(inputs), scope
                         )
                     )
                     continue
                 container = self._scope(path, "branch", branch, brsrc)
-                branch_names = dict(zip(bdef.inputs, sources, strict=True))
                 container.output = self._body(
-                    layers, path, sources, env, brsrc, branch_names, (*scope, path)
+                    layers, path, sources, env, brsrc, dict(inputs), (*scope, path)
                 )
                 outs.append(path)
             out = self._join(full, str(bdef.merge), outs, (*bsrc, "merge"), names, scope)
