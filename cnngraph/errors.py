@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Severity = Literal["error", "warning"]
@@ -161,6 +161,13 @@ class Diagnostics:
     def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
         for d in diagnostics:
             self.add(d)
+
+    def annotate_first(self, code_prefix: str, note: str) -> None:
+        """Add `note` to the first error whose code starts with `code_prefix`."""
+        for index, d in enumerate(self._items):
+            if d.is_error and d.code.startswith(code_prefix):
+                self._items[index] = replace(d, notes=(*d.notes, note))
+                return
 
     @property
     def has_errors(self) -> bool:

@@ -15,7 +15,7 @@ from .ir import INPUT, Graph, Scope
 from .ops import Shape
 from .passes.check import check
 from .passes.infer import LayerInfo, ShapeInference
-from .passes.sizes import AxisRule, input_size_rules
+from .passes.sizes import AxisRule, describe, input_size_rules
 from .passes.validate import validate
 
 
@@ -41,8 +41,17 @@ def load(
     inference = ShapeInference(graph)  # after check: it walks the graph in `graph.order`
     if ordered and graph.input_shape:
         layers = inference.run(graph.input_shape, diags)
+        if any(d.code.startswith("CG5") for d in diags.items()):
+            _note_valid_sizes(inference, graph.input_shape, diags)
     diags.raise_if_errors()
     return Model(graph, layers, inference, diags.items())
+
+
+def _note_valid_sizes(inference: ShapeInference, shape: Shape, diags: Diagnostics) -> None:
+    """When a shape error depends on the input size, say which sizes would compile."""
+    rules = input_size_rules(inference, shape)
+    if rules is not None:
+        diags.annotate_first("CG5", f"the model compiles for input sizes {describe(rules)}")
 
 
 @dataclass(frozen=True)

@@ -83,3 +83,27 @@ def test_flat_inputs_have_no_size_rule() -> None:
     )
     assert model.input_size_rules is None
     assert "fixed" in model.summary()
+
+
+@pytest.mark.parametrize(
+    ("source", "shape", "code", "note"),
+    [
+        (SPECS / "googlenet.yaml", (3, 8, 8), "CG501", "H, W >= 15"),
+        (UNET, (1, 66, 66), "CG504", "H, W >= 4, a multiple of 4"),
+        (UNET, (1, 64, 66), "CG504", "H, W >= 4, a multiple of 4"),
+    ],
+)
+def test_size_errors_say_which_sizes_compile(
+    source: object, shape: tuple[int, ...], code: str, note: str
+) -> None:
+    with pytest.raises(cnngraph.SpecError) as info:
+        cnngraph.load(source, input_shape=shape)  # type: ignore[arg-type]
+    first = next(d for d in info.value.diagnostics if d.code == code)
+    assert f"the model compiles for input sizes {note}" in first.notes
+
+
+def test_errors_unrelated_to_size_get_no_size_note() -> None:
+    text = UNET.replace("kernel_size: 1}", "kernel_size: 1, groups: 3}")
+    with pytest.raises(cnngraph.SpecError) as info:
+        cnngraph.load(text)
+    assert [d.notes for d in info.value.diagnostics if d.code == "CG502"] == [()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..ops import Shape
+from ..passes.sizes import describe
 
 if TYPE_CHECKING:
     from ..model import Model
@@ -41,16 +42,6 @@ def activations(model: Model) -> int:
     return total
 
 
-def size_text(model: Model) -> str:
-    rules = model.input_size_rules
-    if rules is None:
-        return "fixed (no spatial dims)"
-    h, w = rules
-    if h.as_tuple() == w.as_tuple():
-        return h.describe().replace("H", "H, W", 1)
-    return f"{h.describe()}; {w.describe()}"
-
-
 def render_text(model: Model, depth: int | None) -> str:
     rows = model.rows(depth)
     table = [("Layer", "Op", "Output shape", "Params", "MACs")]
@@ -84,7 +75,7 @@ def render_text(model: Model, depth: int | None) -> str:
         f"Params:        {model.params:,}  ({_mib(model.params)} as float32)",
         f"MACs:          {model.macs:,}  ({_si(model.macs)}MAC; FLOPs = 2 x MACs)",
         f"Activations:   {activations(model):,} values per sample ({_mib(activations(model))})",
-        f"Input sizes:   {size_text(model)}",
+        f"Input sizes:   {describe(model.input_size_rules)}",
     ]
     if depth is not None and len(rows) < len(model.layers) + len(model.graph.scopes):
         out.append(

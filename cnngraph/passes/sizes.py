@@ -51,24 +51,39 @@ class AxisRule:
 
 
 def input_size_rules(inference: ShapeInference, shape: Shape) -> tuple[AxisRule, AxisRule] | None:
-    """Rules for H and W, or None for inputs without spatial dims."""
+    """Rules for H and W, or None for inputs without spatial dims or when no size compiles."""
     if len(shape) != 3:
+        return None
+    pivot = (
+        shape if inference.shapes(shape) is not None else _square_that_compiles(inference, shape)
+    )
+    if pivot is None:
         return None
     rules: list[AxisRule] = []
     for axis, name in ((1, "H"), (2, "W")):
-        if axis == 2 and shape[1] == shape[2] and inference.symmetric():
+        if axis == 2 and pivot[1] == pivot[2] and inference.symmetric():
             rules.append(AxisRule("W", *rules[0].as_tuple()))
             break
 
         def compiles(n: int, axis: int = axis) -> bool:
-            candidate = (*shape[:axis], n, *shape[axis + 1 :])
+            candidate = (*pivot[:axis], n, *pivot[axis + 1 :])
             return inference.shapes(candidate) is not None
 
-        rule = _scan(name, shape[axis], _period(inference, shape, axis), compiles)
+        rule = _scan(name, pivot[axis], _period(inference, pivot, axis), compiles)
         if rule is None:
             return None
         rules.append(rule)
     return rules[0], rules[1]
+
+
+def _square_that_compiles(inference: ShapeInference, shape: Shape) -> Shape | None:
+    """With one axis held fixed, only sizes valid for that axis can be scanned along the other:
+    when the given size fails, start from the smallest square input that works."""
+    for n in range(1, max(2 * max(shape[1:]), 512) + 1):
+        candidate = (shape[0], n, n)
+        if inference.shapes(candidate) is not None:
+            return candidate
+    return None
 
 
 def _period(inference: ShapeInference, shape: Shape, axis: int) -> int:
@@ -90,7 +105,8 @@ def _period(inference: ShapeInference, shape: Shape, axis: int) -> int:
 
 
 def _scan(name: str, nominal: int, period: int, test: Callable[[int], bool]) -> AxisRule | None:
-    minimum = next((n for n in range(1, nominal + 1) if test(n)), None)
+    # Past the nominal size too: when the nominal size fails, the smallest that works is news.
+    minimum = next((n for n in range(1, max(2 * nominal, 512) + 1) if test(n)), None)
     if minimum is None:
         return None
     valid = [test(n) for n in range(minimum, minimum + period)]
@@ -102,3 +118,13 @@ def _scan(name: str, nominal: int, period: int, test: Callable[[int], bool]) -> 
     )
     residues = tuple(sorted((minimum + i) % step for i in range(step) if valid[i]))
     return AxisRule(name, minimum, step, residues, minimum + period - 1)
+
+
+def describe(rules: tuple[AxisRule, AxisRule] | None) -> str:
+    """`H, W >= 15`, or one clause per axis when they differ."""
+    if rules is None:
+        return "fixed (no spatial dims)"
+    h, w = rules
+    if h.as_tuple() == w.as_tuple():
+        return h.describe().replace("H", "H, W", 1)
+    return f"{h.describe()}; {w.describe()}"
