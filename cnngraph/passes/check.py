@@ -16,12 +16,15 @@ def check(graph: Graph, diags: Diagnostics) -> bool:
         g.add_edges_from((src, node.name) for src in node.inputs if src in graph.nodes)
     position = {name: i for i, name in enumerate(graph.nodes)}
 
-    if not nx.is_directed_acyclic_graph(g):
+    try:
+        # Deterministic (it follows insertion order, which is spec order); displays keep spec
+        # order themselves, so inference needs no more than a valid order.
+        graph.order = list(nx.topological_sort(g))
+    except nx.NetworkXUnfeasible:
         for component in nx.strongly_connected_components(g):
             if len(component) > 1 or g.has_edge(*(2 * [next(iter(component))])):
                 _report_cycle(graph, g.subgraph(component), position, diags)
         return False
-    graph.order = list(nx.lexicographical_topological_sort(g, key=position.__getitem__))
 
     live = set(graph.outputs.values())
     for out in graph.outputs.values():
