@@ -35,7 +35,7 @@ class ShapeInference:
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        self._ops: dict[tuple[str, str], Op | None] = {}
+        self._ops: dict[tuple[str, str], Op] = {}
         self._ordered = [graph.nodes[n] for n in graph.order if n != INPUT]
         # Only nodes whose result depends on nothing but their input shapes are memoised.
         self._plan = [(n, n.op is not None and n.when is True) for n in self._ordered]
@@ -168,9 +168,12 @@ class ShapeInference:
                     )
                 return None
         cache_key = (node.kind, repr(sorted(fields.items())))
-        if cache_key not in self._ops:
-            self._ops[cache_key] = build_op(self.graph, node, fields, diags or Diagnostics())
-        return self._ops[cache_key]
+        op = self._ops.get(cache_key)
+        if op is None:  # failures are not kept: each failing layer reports at its own place
+            op = build_op(self.graph, node, fields, diags or Diagnostics())
+            if op is not None:
+                self._ops[cache_key] = op
+        return op
 
     def _resolve(self, value: Any, shapes: dict[str, Shape]) -> Any:
         if isinstance(value, list):
