@@ -5,24 +5,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar, Literal
 
-from .base import Op, Shape, call_args, torch_dim
+from .base import Call, Op, Shape, call, torch_dim
 
 
 class _Activation(Op):
     torch_name: ClassVar[str]
 
-    def _keywords(self) -> dict[str, tuple[object, object]]:
-        return {}
+    def _keywords(self) -> list[tuple[str, object, object]]:
+        return []
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        return f"nn.{self.torch_name}({call_args([], self._keywords())})"
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call(f"nn.{self.torch_name}", keywords=self._keywords())
 
 
 class _InplaceActivation(_Activation):
     inplace: bool = False
 
-    def _keywords(self) -> dict[str, tuple[object, object]]:
-        return {"inplace": (self.inplace, False)}
+    def _keywords(self) -> list[tuple[str, object, object]]:
+        return [("inplace", self.inplace, False)]
 
 
 class ReLU(_InplaceActivation):
@@ -56,8 +56,8 @@ class LeakyReLU(_InplaceActivation):
 
     negative_slope: float = 0.01
 
-    def _keywords(self) -> dict[str, tuple[object, object]]:
-        return {"negative_slope": (self.negative_slope, 0.01), **super()._keywords()}
+    def _keywords(self) -> list[tuple[str, object, object]]:
+        return [("negative_slope", self.negative_slope, 0.01), *super()._keywords()]
 
 
 class Sigmoid(_Activation):
@@ -76,8 +76,8 @@ class GELU(_Activation):
 
     approximate: Literal["none", "tanh"] = "none"
 
-    def _keywords(self) -> dict[str, tuple[object, object]]:
-        return {"approximate": (self.approximate, "none")}
+    def _keywords(self) -> list[tuple[str, object, object]]:
+        return [("approximate", self.approximate, "none")]
 
 
 class Softmax(_Activation):
@@ -90,5 +90,5 @@ class Softmax(_Activation):
         torch_dim(self.kind, self.dim, len(shapes[0]))
         return shapes[0]
 
-    def _keywords(self) -> dict[str, tuple[object, object]]:
-        return {"dim": (self.dim, None)}
+    def _keywords(self) -> list[tuple[str, object, object]]:
+        return [("dim", self.dim, None)]

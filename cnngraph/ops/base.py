@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -53,14 +54,59 @@ def numel(shape: Sequence[int]) -> int:
     return math.prod(shape)
 
 
-def call_args(positional: Sequence[Any], keywords: dict[str, tuple[Any, Any]]) -> str:
-    """Constructor arguments: positionals, then each keyword whose value is not its default."""
-    parts = [_literal(v) for v in positional]
-    parts += [f"{k}={_literal(v)}" for k, (v, default) in keywords.items() if v != default]
-    return ", ".join(parts)
+_NO_DEFAULT = object()
 
 
-def _literal(value: Any) -> str:
+@dataclass(frozen=True)
+class Arg:
+    """One constructor argument: its value, keyword (None if positional), the spec field it
+    comes from (None when inferred from shapes), and the default that makes it omissible."""
+
+    value: Any
+    keyword: str | None = None
+    field: str | None = None
+    default: Any = _NO_DEFAULT
+
+    def omissible(self, value: Any) -> bool:
+        return (
+            self.keyword is not None
+            and self.default is not _NO_DEFAULT
+            and (value == self.default or literal(value) == literal(self.default))
+        )
+
+
+@dataclass(frozen=True)
+class Call:
+    """A torch constructor call, kept structured so that code generators can replace literal
+    arguments by expressions; `source()` renders it with literals."""
+
+    func: str
+    args: tuple[Arg, ...] = ()
+
+    def source(self) -> str:
+        parts = []
+        for arg in self.args:
+            if arg.omissible(arg.value):
+                continue
+            text = arg.value.source() if isinstance(arg.value, Call) else literal(arg.value)
+            parts.append(f"{arg.keyword}={text}" if arg.keyword else text)
+        return f"{self.func}({', '.join(parts)})"
+
+
+def call(
+    func: str,
+    positional: Sequence[tuple[Any, str | None]] = (),
+    keywords: Sequence[tuple[str, Any, Any]] = (),
+) -> Call:
+    """`positional` holds (value, spec field or None); `keywords` (name, value, default), the
+    spec field being the keyword itself, since fields follow torch's keyword names."""
+    args = [Arg(value, None, field) for value, field in positional]
+    args += [Arg(value, name, name, default) for name, value, default in keywords]
+    return Call(func, tuple(args))
+
+
+def literal(value: Any) -> str:
+    """Python source for a value; a pair of equal numbers is written once, as torch allows."""
     if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
         return repr(value[0])
     return repr(value)
@@ -98,9 +144,14 @@ class Op(BaseModel):
             isinstance(v, tuple) and len(v) == 2 and v[0] != v[1] for v in self.__dict__.values()
         )
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str | None:
-        """Source of the torch.nn constructor, or None when the op is written inline in forward."""
+    def torch_call(self, shapes: Sequence[Shape]) -> Call | None:
+        """The torch.nn constructor call, or None when the op is written inline in forward."""
         return None
+
+    def torch_module(self, shapes: Sequence[Shape]) -> str | None:
+        """Source of the constructor call with literal arguments."""
+        made = self.torch_call(shapes)
+        return None if made is None else made.source()
 
     def torch_forward(self, module: str, args: Sequence[str]) -> str:
         """Source of the forward-pass expression applying this op to `args`."""

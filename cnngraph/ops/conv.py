@@ -9,13 +9,18 @@ from pydantic import Field
 
 from ..formulas import conv_out, conv_transpose_out, projection_stride, same_padding
 from .base import (
+    _NO_DEFAULT as _NONE,
+)
+from .base import (
+    Arg,
+    Call,
     NonNegPair,
     Op,
     PosInt,
     PosPair,
     Shape,
     ShapeError,
-    call_args,
+    call,
     check_positive,
     expect_rank,
     fmt_kernel,
@@ -145,20 +150,20 @@ class Conv2d(_Conv):
     def count_macs(self, shapes: Sequence[Shape], out: Shape) -> int:
         return numel(out) * (shapes[0][0] // self.groups) * numel(self.kernel_size)
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args(
-            [shapes[0][0], self.out_channels],
-            {
-                "kernel_size": (self.kernel_size, None),
-                "stride": (self.stride, (1, 1)),
-                "padding": (self.padding, (0, 0)),
-                "dilation": (self.dilation, (1, 1)),
-                "groups": (self.groups, 1),
-                "bias": (self.bias, True),
-                "padding_mode": (self.padding_mode, "zeros"),
-            },
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call(
+            "nn.Conv2d",
+            [(shapes[0][0], None), (self.out_channels, "out_channels")],
+            [
+                ("kernel_size", self.kernel_size, _NONE),
+                ("stride", self.stride, (1, 1)),
+                ("padding", self.padding, (0, 0)),
+                ("dilation", self.dilation, (1, 1)),
+                ("groups", self.groups, 1),
+                ("bias", self.bias, True),
+                ("padding_mode", self.padding_mode, "zeros"),
+            ],
         )
-        return f"nn.Conv2d({args})"
 
 
 class ConvTranspose2d(_Conv):
@@ -219,20 +224,20 @@ class ConvTranspose2d(_Conv):
         c, h, w = shapes[0]
         return c * h * w * (self.out_channels // self.groups) * numel(self.kernel_size)
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args(
-            [shapes[0][0], self.out_channels],
-            {
-                "kernel_size": (self.kernel_size, None),
-                "stride": (self.stride, (1, 1)),
-                "padding": (self.padding, (0, 0)),
-                "output_padding": (self.output_padding, (0, 0)),
-                "groups": (self.groups, 1),
-                "bias": (self.bias, True),
-                "dilation": (self.dilation, (1, 1)),
-            },
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call(
+            "nn.ConvTranspose2d",
+            [(shapes[0][0], None), (self.out_channels, "out_channels")],
+            [
+                ("kernel_size", self.kernel_size, _NONE),
+                ("stride", self.stride, (1, 1)),
+                ("padding", self.padding, (0, 0)),
+                ("output_padding", self.output_padding, (0, 0)),
+                ("groups", self.groups, 1),
+                ("bias", self.bias, True),
+                ("dilation", self.dilation, (1, 1)),
+            ],
         )
-        return f"nn.ConvTranspose2d({args})"
 
 
 class Projection(Op):
@@ -301,22 +306,25 @@ class Projection(Op):
         stride = self._stride(shapes[0], shapes[1]) if len(shapes) == 2 else None
         return f"projection 1x1/{stride[0]}" if stride and stride[0] == stride[1] else "projection"
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        if not self.active(shapes):
-            return "nn.Identity()"
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        """The conv (+ norm) even where the projection is the identity, so that every instance
+        of a block has the same structure; `active()` tells whether it is used."""
         source, target = shapes
-        conv = call_args(
-            [source[0], target[0]],
-            {
-                "kernel_size": (1, None),
-                "stride": (self._stride(source, target), (1, 1)),
-                "bias": (self.bias, True),
-            },
+        stride = self._stride(source, target) if self.active(shapes) else (1, 1)
+        conv = call(
+            "nn.Conv2d",
+            [(source[0], None), (target[0], None)],
+            [("kernel_size", 1, _NONE), ("stride", stride, (1, 1)), ("bias", self.bias, True)],
         )
-        parts = [f"nn.Conv2d({conv})"]
+        parts = [Arg(conv)]
         if self.norm:
-            norm = call_args(
-                [target[0]], {"eps": (self.eps, 1e-5), "momentum": (self.momentum, 0.1)}
+            norm = call(
+                "nn.BatchNorm2d",
+                [(target[0], None)],
+                [("eps", self.eps, 1e-5), ("momentum", self.momentum, 0.1)],
             )
-            parts.append(f"nn.BatchNorm2d({norm})")
-        return f"nn.Sequential({', '.join(parts)})"
+            parts.append(Arg(norm))
+        return Call("nn.Sequential", tuple(parts))
+
+    def torch_module(self, shapes: Sequence[Shape]) -> str | None:
+        return super().torch_module(shapes) if self.active(shapes) else "nn.Identity()"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from .base import Op, PosInt, Shape, ShapeError, call_args, expect_rank, numel
+from .base import Call, Op, PosInt, Shape, ShapeError, call, expect_rank, numel
 
 
 def _check_declared(kind: str, field: str, declared: int | None, actual: int) -> None:
@@ -37,17 +37,17 @@ class BatchNorm2d(Op):
     def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
         return 2 * shapes[0][0] if self.affine else 0
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args(
-            [shapes[0][0]],
-            {
-                "eps": (self.eps, 1e-5),
-                "momentum": (self.momentum, 0.1),
-                "affine": (self.affine, True),
-                "track_running_stats": (self.track_running_stats, True),
-            },
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call(
+            "nn.BatchNorm2d",
+            [(shapes[0][0], None)],
+            [
+                ("eps", self.eps, 1e-5),
+                ("momentum", self.momentum, 0.1),
+                ("affine", self.affine, True),
+                ("track_running_stats", self.track_running_stats, True),
+            ],
         )
-        return f"nn.BatchNorm2d({args})"
 
 
 class LayerNorm(Op):
@@ -86,16 +86,16 @@ class LayerNorm(Op):
         size = numel(self._normalized(shapes[0]))
         return size * (2 if self.bias else 1)
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args(
-            [list(self._normalized(shapes[0]))],
-            {
-                "eps": (self.eps, 1e-5),
-                "elementwise_affine": (self.elementwise_affine, True),
-                "bias": (self.bias, True),
-            },
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call(
+            "nn.LayerNorm",
+            [(list(self._normalized(shapes[0])), None)],
+            [
+                ("eps", self.eps, 1e-5),
+                ("elementwise_affine", self.elementwise_affine, True),
+                ("bias", self.bias, True),
+            ],
         )
-        return f"nn.LayerNorm({args})"
 
 
 class GroupNorm(Op):
@@ -121,12 +121,12 @@ class GroupNorm(Op):
     def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
         return 2 * shapes[0][0] if self.affine else 0
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args(
-            [self.num_groups, shapes[0][0]],
-            {"eps": (self.eps, 1e-5), "affine": (self.affine, True)},
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call(
+            "nn.GroupNorm",
+            [(self.num_groups, "num_groups"), (shapes[0][0], None)],
+            [("eps", self.eps, 1e-5), ("affine", self.affine, True)],
         )
-        return f"nn.GroupNorm({args})"
 
 
 class LocalResponseNorm(Op):
@@ -149,9 +149,9 @@ class LocalResponseNorm(Op):
             )
         return shapes[0]
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args(
-            [self.size],
-            {"alpha": (self.alpha, 1e-4), "beta": (self.beta, 0.75), "k": (self.k, 1.0)},
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call(
+            "nn.LocalResponseNorm",
+            [(self.size, "size")],
+            [("alpha", self.alpha, 1e-4), ("beta", self.beta, 0.75), ("k", self.k, 1.0)],
         )
-        return f"nn.LocalResponseNorm({args})"

@@ -9,13 +9,17 @@ from pydantic import BeforeValidator, Field
 
 from ..formulas import pool_out
 from .base import (
+    _NO_DEFAULT as _NONE,
+)
+from .base import (
+    Call,
     NonNegPair,
     Op,
     PosInt,
     PosPair,
     Shape,
     ShapeError,
-    call_args,
+    call,
     check_positive,
     expect_rank,
     fmt_kernel,
@@ -75,18 +79,17 @@ class MaxPool2d(_Pool):
     def _dilation(self) -> tuple[int, int]:
         return self.dilation
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args(
-            [],
-            {
-                "kernel_size": (self.kernel_size, None),
-                "stride": (self.stride, None),
-                "padding": (self.padding, (0, 0)),
-                "dilation": (self.dilation, (1, 1)),
-                "ceil_mode": (self.ceil_mode, False),
-            },
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call(
+            "nn.MaxPool2d",
+            keywords=[
+                ("kernel_size", self.kernel_size, _NONE),
+                ("stride", self.stride, None),
+                ("padding", self.padding, (0, 0)),
+                ("dilation", self.dilation, (1, 1)),
+                ("ceil_mode", self.ceil_mode, False),
+            ],
         )
-        return f"nn.MaxPool2d({args})"
 
 
 class AvgPool2d(_Pool):
@@ -99,19 +102,18 @@ class AvgPool2d(_Pool):
     count_include_pad: bool = True
     divisor_override: PosInt | None = None
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args(
-            [],
-            {
-                "kernel_size": (self.kernel_size, None),
-                "stride": (self.stride, None),
-                "padding": (self.padding, (0, 0)),
-                "ceil_mode": (self.ceil_mode, False),
-                "count_include_pad": (self.count_include_pad, True),
-                "divisor_override": (self.divisor_override, None),
-            },
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call(
+            "nn.AvgPool2d",
+            keywords=[
+                ("kernel_size", self.kernel_size, _NONE),
+                ("stride", self.stride, None),
+                ("padding", self.padding, (0, 0)),
+                ("ceil_mode", self.ceil_mode, False),
+                ("count_include_pad", self.count_include_pad, True),
+                ("divisor_override", self.divisor_override, None),
+            ],
         )
-        return f"nn.AvgPool2d({args})"
 
 
 _OutputSize = Annotated[
@@ -134,22 +136,22 @@ class _AdaptivePool(Op):
         oh, ow = self.output_size
         return f"{self.kind} {'*' if oh is None else oh}x{'*' if ow is None else ow}"
 
-    def _size_literal(self) -> str:
+    def _size(self) -> int | tuple[int | None, int | None]:
         oh, ow = self.output_size
-        return repr(oh) if oh == ow else repr((oh, ow))
+        return oh if oh == ow and oh is not None else (oh, ow)
 
 
 class AdaptiveAvgPool2d(_AdaptivePool):
     kind = "adaptive_avg_pool2d"
     examples = (({"output_size": 1}, [(5, 7, 7)]), ({"output_size": [3, None]}, [(2, 9, 4)]))
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        return f"nn.AdaptiveAvgPool2d({self._size_literal()})"
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call("nn.AdaptiveAvgPool2d", [(self._size(), "output_size")])
 
 
 class AdaptiveMaxPool2d(_AdaptivePool):
     kind = "adaptive_max_pool2d"
     examples = (({"output_size": [2, 3]}, [(4, 6, 7)]),)
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        return f"nn.AdaptiveMaxPool2d({self._size_literal()})"
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call("nn.AdaptiveMaxPool2d", [(self._size(), "output_size")])

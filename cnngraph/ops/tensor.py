@@ -9,13 +9,14 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .base import (
+    Call,
     Op,
     PosInt,
     PosPair,
     Probability,
     Shape,
     ShapeError,
-    call_args,
+    call,
     check_positive,
     expect_rank,
     numel,
@@ -42,9 +43,10 @@ class Flatten(Op):
             )
         return (*shape[:start], numel(shape[start : end + 1]), *shape[end + 1 :])
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args([], {"start_dim": (self.start_dim, 1), "end_dim": (self.end_dim, -1)})
-        return f"nn.Flatten({args})"
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call(
+            "nn.Flatten", keywords=[("start_dim", self.start_dim, 1), ("end_dim", self.end_dim, -1)]
+        )
 
 
 class Linear(Op):
@@ -73,9 +75,12 @@ class Linear(Op):
     def count_macs(self, shapes: Sequence[Shape], out: Shape) -> int:
         return shapes[0][0] * self.out_features
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args([shapes[0][0], self.out_features], {"bias": (self.bias, True)})
-        return f"nn.Linear({args})"
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call(
+            "nn.Linear",
+            [(shapes[0][0], None), (self.out_features, "out_features")],
+            [("bias", self.bias, True)],
+        )
 
 
 class Dropout(Op):
@@ -88,9 +93,8 @@ class Dropout(Op):
     def label(self, shapes: Sequence[Shape] = ()) -> str:
         return f"dropout {self.p:g}"
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args([], {"p": (self.p, 0.5), "inplace": (self.inplace, False)})
-        return f"nn.Dropout({args})"
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call("nn.Dropout", keywords=[("p", self.p, 0.5), ("inplace", self.inplace, False)])
 
 
 class StochasticDepth(Op):
@@ -105,16 +109,17 @@ class StochasticDepth(Op):
     def label(self, shapes: Sequence[Shape] = ()) -> str:
         return f"stochastic_depth {self.p:g}"
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        return f"StochasticDepth({call_args([self.p, self.mode], {})})"
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        # A small class of the generated module's own: the source imports nothing but torch.
+        return call("StochasticDepth", [(self.p, "p"), (self.mode, "mode")])
 
 
 class Identity(Op):
     kind = "identity"
     examples = (({}, [(3, 4, 4)]),)
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        return "nn.Identity()"
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call("nn.Identity")
 
 
 class Upsample(Op):
@@ -172,14 +177,13 @@ class Upsample(Op):
         )
         return f"upsample {self.mode} {target}"
 
-    def torch_module(self, shapes: Sequence[Shape]) -> str:
-        args = call_args(
-            [],
-            {
-                "size": (self.size, None),
-                "scale_factor": (self.scale_factor, None),
-                "mode": (self.mode, "nearest"),
-                "align_corners": (self.align_corners, None),
-            },
+    def torch_call(self, shapes: Sequence[Shape]) -> Call:
+        return call(
+            "nn.Upsample",
+            keywords=[
+                ("size", self.size, None),
+                ("scale_factor", self.scale_factor, None),
+                ("mode", self.mode, "nearest"),
+                ("align_corners", self.align_corners, None),
+            ],
         )
-        return f"nn.Upsample({args})"
