@@ -153,6 +153,8 @@ class _Expander:
             return self.graph
         self._outputs(names, last)
         self._link()
+        self.graph.params = dict(self.globals.values)
+        self._eval_output()
         for name in self.spec.blocks:
             if name not in self.used_blocks:
                 self.diags.warning(
@@ -239,6 +241,20 @@ class _Expander:
                     self.doc.where(src),
                     did_you_mean(ref, names) or "outputs name top-level layers",
                 )
+
+    def _eval_output(self) -> None:
+        label = self.spec.eval_output
+        raw = self.spec.outputs
+        declared = [raw] if isinstance(raw, str) else list(raw or [])
+        if label is None or label in self.graph.outputs:
+            self.graph.eval_output = label
+        elif label not in declared:  # a declared output switched off just drops out
+            self.diags.error(
+                "CG405",
+                f"eval_output '{label}' is not one of the outputs",
+                self.doc.where(("eval_output",)),
+                did_you_mean(label, self.graph.outputs) or "name an output label",
+            )
 
     # ---- bodies and entries ----------------------------------------------------------------
 
@@ -425,7 +441,7 @@ class _Expander:
             self._single(full, entry, esrc, sources, env, scope, None)
             return self._produced(full)
         label = str(entry.get("block") or entry.get("op"))
-        container = self._scope(full, "repeat", f"{label} x{repeat}", esrc)
+        container = self._scope(full, "repeat", f"{label} x{repeat}", esrc, sources)
         out = full
         for i in range(repeat):
             out = f"{full}.{i}"
@@ -456,7 +472,7 @@ class _Expander:
             )
             return full
         if _SEQUENCE in entry:
-            container = self._scope(full, "block", "sequence", esrc)
+            container = self._scope(full, "block", "sequence", esrc, sources)
             container.output = self._body(
                 entry[_SEQUENCE], full, sources, env, esrc, {}, (*scope, full)
             )
@@ -551,7 +567,8 @@ class _Expander:
             )
             return full
         benv = self._bind(name, entry, esrc, env, index, sources[0])
-        instance = self._scope(full, "block", name, esrc)
+        instance = self._scope(full, "block", name, esrc, sources)
+        instance.params = {p.name: benv.values[p.name] for p in self._param_decls[name]}
         self.stack.append(name)
         try:
             instance.output = self._block_body(full, name, bdef, sources, benv, (*scope, full))
@@ -653,7 +670,7 @@ class _Expander:
                         )
                     )
                     continue
-                container = self._scope(path, "branch", branch, brsrc)
+                container = self._scope(path, "branch", branch, brsrc, sources)
                 container.output = self._body(
                     layers, path, sources, env, brsrc, dict(inputs), (*scope, path)
                 )
@@ -857,8 +874,10 @@ class _Expander:
             return
         self.graph.nodes[node.name] = node
 
-    def _scope(self, path: str, kind: ScopeKind, label: str, src: KeyPath) -> Scope:
-        scope = Scope(path, kind, label, src)
+    def _scope(
+        self, path: str, kind: ScopeKind, label: str, src: KeyPath, inputs: list[str]
+    ) -> Scope:
+        scope = Scope(path, kind, label, src, inputs=tuple(inputs))
         if path in self.graph.nodes or path in self.graph.scopes:
             self.diags.error("CG402", f"duplicate name '{path}'", self.doc.where(src))
         else:
@@ -882,6 +901,7 @@ class _Expander:
             node.inputs = tuple(linked)
         for scope in self.graph.scopes.values():
             scope.output = self._final(scope.output) or scope.output
+            scope.inputs = tuple(self._final(ref) or ref for ref in scope.inputs)
         for symbol in self.symbols:
             symbol.node = self._final(symbol.node) or symbol.node
         for label, ref in list(self.graph.outputs.items()):

@@ -53,6 +53,8 @@ class Scope:
     label: str
     src: KeyPath
     output: str = ""  # the node (or scope path) producing the scope's result
+    inputs: tuple[str, ...] = ()  # the tensors entering it, in the block's declared order
+    params: dict[str, Any] = field(default_factory=dict)  # a block instance's bound params
 
 
 @dataclass
@@ -63,6 +65,8 @@ class Graph:
     nodes: dict[str, Node] = field(default_factory=dict)  # insertion order is spec order
     scopes: dict[str, Scope] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)  # output label -> node name
+    eval_output: str | None = None  # the output label returned alone in eval mode
+    params: dict[str, Any] = field(default_factory=dict)  # model-level param values
     order: list[str] = field(default_factory=list)  # topological, set by the check pass
 
     def where(self, path: KeyPath, at_key: bool = False) -> Location:

@@ -193,6 +193,18 @@ class Model:
 
         return render_dict(self, depth)
 
+    def torch_source(self, spec_file: str | None = None) -> str:
+        """Standalone torch source for this model: one nn.Module class per block definition."""
+        from .backends.pytorch import generate
+
+        return generate(self, spec_file or self.graph.doc.file)
+
+    def to_module(self) -> Any:
+        """The model as a torch.nn.Module (torch needed), built from the generated source."""
+        from .backends.pytorch import build_module
+
+        return build_module(self)
+
     def __repr__(self) -> str:
         return (
             f"<cnngraph.Model {self.name!r}: {self.params:,} params, {self.macs:,} MACs, "

@@ -8,16 +8,10 @@ from typing import Any
 from pydantic_core import ErrorDetails
 
 from .errors import Diagnostics, closest, did_you_mean
-from .source import Document, KeyPath
+from .source import Document, KeyPath, has
 
 # Names pydantic puts into error paths for union members and validators, not user keys.
 _TAGS = {"str", "int", "bool", "float", "list", "dict", "none", "ResidualSpec", "BlockDef"}
-
-
-def _has(data: Any, part: str | int) -> bool:
-    if isinstance(data, dict):
-        return part in data
-    return isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
 
 
 def _locate(data: Any, loc: Sequence[int | str]) -> KeyPath:
@@ -25,7 +19,7 @@ def _locate(data: Any, loc: Sequence[int | str]) -> KeyPath:
     union members and validators, cut where the data ends (errors inside one value group)."""
     out: list[str | int] = []
     for part in loc:
-        if _has(data, part):
+        if has(data, part):
             data = data[part]
             out.append(part)
         elif isinstance(part, str) and ("[" in part or part in _TAGS):

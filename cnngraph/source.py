@@ -87,6 +87,22 @@ class Document:
             probe = probe[:-1]
 
 
+def has(data: Any, part: str | int) -> bool:
+    """Whether parsed data (a mapping or a list) holds `part`."""
+    if isinstance(data, dict):
+        return part in data
+    return isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+
+
+def lookup(data: Any, path: KeyPath) -> Any:
+    """The value at `path` in parsed data, or None where there is none."""
+    for part in path:
+        if not has(data, part):
+            return None
+        data = data[part]
+    return data
+
+
 def read(source: str | Path | Mapping[str, Any], name: str | None = None) -> Document:
     """Load a spec from a path, from YAML/JSON text, or from an in-memory mapping."""
     if isinstance(source, Mapping):

@@ -98,3 +98,8 @@ class SpecFile(_Strict):
     outputs: str | list[str] | dict[str, str] | None = Field(
         default=None, description="the model's outputs; default: the last layer"
     )
+    eval_output: str | None = Field(
+        default=None,
+        description="the output label the generated module returns alone in eval mode "
+        "(auxiliary heads are for training only)",
+    )

@@ -1,0 +1,755 @@
+"""The PyTorch backend: a compiled Model as standalone torch source, one class per block.
+
+Every instance of a block shares its class. Where instances differ (widths, strides, whether a
+shortcut is needed), the class takes constructor arguments; each value is written, in order of
+preference, as the spec's own expression over the block's params, as `in_channels`, as a param
+whose values match, as a literal when constant, or as a new argument. Every choice is checked
+against the value of every instance, so the code builds exactly the compiled model.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .. import __version__
+from ..expr import ExprError, Pending, evaluate, source_of
+from ..ir import INPUT, Node, Scope
+from ..ops.base import Call, literal
+from ..passes.infer import LayerInfo
+from ..source import lookup
+
+MAX_LINE = 99
+
+
+class GenerationError(Exception):
+    """The compiled model has a shape the generated code cannot express."""
+
+
+def generate(model: Any, spec_file: str) -> str:
+    """Python source of a torch module for `model`, checked to parse."""
+    source = Generator(model, spec_file).source()
+    ast.parse(source)  # names and strings were validated; this proves the text is Python
+    return source
+
+
+def build_module(model: Any) -> Any:
+    """Execute the generated source and instantiate the model class (needs torch)."""
+    source = generate(model, model.graph.doc.file)
+    namespace: dict[str, Any] = {"__name__": f"cnngraph_build_{_camel(model.name)}"}
+    exec(compile(source, f"<cnngraph build {model.name}>", "exec"), namespace)
+    return namespace[_camel(model.name)]()
+
+
+@dataclass
+class Leaf:
+    """One constructor argument across a class's instances."""
+
+    values: list[Any]  # per instance; None where the enclosing module is unused
+    raw: Any = None  # what the spec wrote for it, if it comes from a spec field
+    name: str = "value"  # a readable name for a new argument
+    default: Any = None
+    keyword: str | None = None
+    has_default: bool = False
+
+
+@dataclass
+class Item:
+    """A direct child of a generated module: one op node or one scope."""
+
+    path: str
+    local: str
+    node: Node | None = None
+    scope: Scope | None = None
+
+
+@dataclass
+class ClassDef:
+    name: str
+    kind: str  # "root", "block" or "scope"
+    label: str
+    paths: list[str]  # the instances ("" for the root)
+    params: list[tuple[str, str, list[Any], Any]] = field(default_factory=list)
+    # (name, type hint, value per instance, default or _UNSET)
+    lines_init: list[str] = field(default_factory=list)
+    lines_forward: list[str] = field(default_factory=list)
+    signature: str = ""
+    returns: str = "torch.Tensor"
+
+    def value(self, name: str, path: str) -> Any:
+        """The value argument `name` takes for the instance at `path`."""
+        index = self.paths.index(path)
+        return next(values[index] for pname, _, values, _ in self.params if pname == name)
+
+
+_UNSET = object()
+
+
+def _camel(name: str) -> str:
+    parts = [p for p in re.split(r"[^A-Za-z0-9]+", name) if p]
+    text = "".join(p[:1].upper() + p[1:] for p in parts) or "Model"
+    return text if text[0].isalpha() else f"M{text}"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that treats a pair of equal numbers as that number, and lists as tuples."""
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            v = tuple(norm(x) for x in v)
+            if len(v) == 2 and v[0] == v[1] and not isinstance(v[0], tuple):
+                return v[0]
+        return v
+
+    na, nb = norm(a), norm(b)
+    return bool(na == nb and type(na) is type(nb))
+
+
+def _type_hint(values: Sequence[Any]) -> str:
+    present = [v for v in values if v is not None]
+    kinds = {type(v) for v in present}
+    optional = " | None" if len(present) < len(values) else ""
+    if kinds == {bool}:
+        return "bool" + optional
+    if kinds <= {int} and kinds:
+        return "int" + optional
+    if kinds <= {int, float} and kinds:
+        return "float" + optional
+    if kinds == {str}:
+        return "str" + optional
+    if kinds <= {tuple, list}:
+        return "tuple[int, ...]" + optional
+    return "object"
+
+
+class _Expression(ast.NodeTransformer):
+    """A spec expression as Python source for the generated module."""
+
+    MATH: ClassVar[set[str]] = {"ceil", "floor", "sqrt"}
+    CONSTANTS: ClassVar[dict[str, Any]] = {"true": True, "false": False, "null": None}
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.needs: set[str] = set()
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in self.CONSTANTS:
+            return ast.copy_location(ast.Constant(self.CONSTANTS[node.id]), node)
+        if node.id in self.MATH:
+            self.needs.add("math")
+            return ast.copy_location(
+                ast.Attribute(ast.Name("math", ast.Load()), node.id, ast.Load()), node
+            )
+        if node.id == "make_divisible":
+            self.needs.add("make_divisible")
+        elif node.id not in {"abs", "float", "int", "len", "max", "min", "round", "sum"}:
+            self.names.add(node.id)
+        return node
+
+
+class Generator:
+    def __init__(self, model: Any, spec_file: str) -> None:
+        self.model = model
+        self.graph = model.graph
+        self.spec_file = spec_file
+        self.layers: dict[str, LayerInfo] = {li.name: li for li in model.layers}
+        self.needs: set[str] = set()
+        self.children: dict[str, list[Item]] = {"": []}
+        self._tree()
+        self.classes: list[ClassDef] = []
+        self.class_of: dict[str, ClassDef] = {}  # instance path -> its class
+        self.class_names: set[str] = set()
+
+    # ---- the module tree -------------------------------------------------------------------
+
+    def _tree(self) -> None:
+        for path in self.graph.scopes:
+            self.children[path] = []
+        seen: set[str] = set()
+        for name, node in self.graph.nodes.items():
+            if name == INPUT:
+                continue
+            parent = ""
+            for path in node.scope:
+                if path not in seen:
+                    seen.add(path)
+                    local = path[len(parent) + 1 :] if parent else path
+                    self.children[parent].append(Item(path, local, scope=self.graph.scopes[path]))
+                parent = path
+            local = name[len(parent) + 1 :] if parent else name
+            self.children[parent].append(Item(name, local, node=node))
+
+    @staticmethod
+    def _inputs(item: Item) -> tuple[str, ...]:
+        if item.node is not None:
+            return item.node.inputs
+        return item.scope.inputs if item.scope is not None else ()
+
+    @staticmethod
+    def _output(item: Item) -> str:
+        if item.node is not None:
+            return item.node.name
+        return item.scope.output if item.scope is not None else ""
+
+    def _info(self, name: str) -> LayerInfo:
+        return self.layers[name]
+
+    def _is_chain(self, path: str) -> bool:
+        """Whether a scope is a plain sequence of modules: then it is an nn.Sequential."""
+        scope = self.graph.scopes[path]
+        items = self.children[path]
+        if len(scope.inputs) != 1 or not items:
+            return False
+        previous = scope.inputs[0]
+        for item in items:
+            if self._inputs(item) != (previous,):
+                return False
+            if item.node is not None:
+                info = self._info(item.node.name)
+                if (
+                    not info.active
+                    or info.op is None
+                    or info.op.torch_call(info.input_shapes) is None
+                ):
+                    return False
+            previous = self._output(item)
+        return bool(previous == scope.output)
+
+    def _module_kind(self, path: str) -> str:
+        scope = self.graph.scopes[path]
+        if scope.kind == "block" and scope.label != "sequence":
+            return "class"
+        return "sequential" if self._is_chain(path) else "class"
+
+    # ---- generation ------------------------------------------------------------------------
+
+    def source(self) -> str:
+        self._classes_bottom_up()
+        shape = list(self.graph.input_shape)
+        summary = f"`{_sanitize(self.graph.name)}`: input {shape}, {self.model.params:,} parameters"
+        root = self._make_class(summary, [""], "root", _camel(self.graph.name))
+        body = [cls for cls in self.classes if cls is not root] + [root]
+        return self._module_text(body, root)
+
+    def _classes_bottom_up(self) -> None:
+        """Classes for scopes, deepest first, so a parent can name its children's classes."""
+        scopes = sorted(self.graph.scopes.values(), key=lambda s: -s.path.count("."))
+        groups: dict[tuple[str, str], list[str]] = {}
+        for depth in sorted({s.path.count(".") for s in scopes}, reverse=True):
+            groups = {}
+            for scope in scopes:
+                if scope.path.count(".") != depth or self._module_kind(scope.path) != "class":
+                    continue
+                key = (
+                    scope.label
+                    if scope.kind == "block" and scope.label != "sequence"
+                    else (scope.path)
+                )
+                signature = self._signature(scope.path)
+                groups.setdefault((key, signature), []).append(scope.path)
+            for (key, _), paths in groups.items():
+                scope = self.graph.scopes[paths[0]]
+                kind = "block" if scope.kind == "block" and scope.label != "sequence" else "scope"
+                self._make_class(key, paths, kind, self._class_name(key))
+
+    def _class_name(self, key: str) -> str:
+        base = _camel(key)
+        name, n = base, 2
+        while name in self.class_names or name == _camel(self.graph.name):
+            name, n = f"{base}{n}", n + 1
+        self.class_names.add(name)
+        return name
+
+    def _signature(self, path: str) -> str:
+        """The structure of a module, values left out: instances with equal signatures share
+        a class."""
+        parts = []
+        for item in self.children[path]:
+            inputs = ",".join(self._local_ref(path, ref) for ref in self._inputs(item))
+            parts.append(f"{item.local}<{inputs}>{self._item_signature(item)}")
+        return ";".join(parts)
+
+    def _item_signature(self, item: Item) -> str:
+        if item.node is not None:
+            info = self._info(item.node.name)
+            made = info.op.torch_call(info.input_shapes) if info.op else None
+            return f"{item.node.kind}:{_call_shape(made)}"
+        path = item.path
+        if self._module_kind(path) == "sequential":
+            return "seq[" + ",".join(self._item_signature(c) for c in self.children[path]) + "]"
+        return "class:" + self.class_of[path].name
+
+    def _local_ref(self, path: str, ref: str) -> str:
+        prefix = path + "." if path else ""
+        for item in self.children[path]:
+            if self._output(item) == ref:
+                return item.local
+        scope = self.graph.scopes.get(path)
+        inputs = scope.inputs if scope else (INPUT,)
+        if ref in inputs:
+            return f"#{inputs.index(ref)}"
+        if ref.startswith(prefix):
+            raise GenerationError(
+                f"'{ref}' is used from outside the block or sequence that computes it; "
+                "refer to the block's result instead"
+            )
+        raise GenerationError(f"'{ref}' is not visible in '{path or 'the model'}'")
+
+    # ---- one class -------------------------------------------------------------------------
+
+    def _make_class(self, key: str, paths: list[str], kind: str, name: str) -> ClassDef:
+        cls = ClassDef(name, kind, key, paths)
+        context = _Context(self, cls)
+        template = paths[0]
+        for item in self.children[template]:
+            context.init_item(item)
+        context.forward()
+        cls.params = context.class_params()
+        self.classes.append(cls)
+        for path in paths:
+            self.class_of[path] = cls
+        return cls
+
+    def _module_text(self, classes: list[ClassDef], root: ClassDef) -> str:
+        header = [
+            f"# {self.graph.name!r}, generated by `cnngraph build` from {self.spec_file!r}",
+            f"# (cnngraph {__version__}). Edit the spec and build again rather than this file.",
+            '"""'
+            + f"{_camel(self.graph.name)}: a torch module built from a cnngraph spec."
+            + '"""',
+            "",
+            "from __future__ import annotations",
+            "",
+        ]
+        if "math" in self.needs:
+            header.append("import math")
+        if "outputs" in self.needs:
+            header.append("from typing import NamedTuple")
+        if "math" in self.needs or "outputs" in self.needs:
+            header.append("")
+        header += ["import torch", "from torch import nn", ""]
+        parts = ["\n".join(header)]
+        if "make_divisible" in self.needs:
+            parts.append(_MAKE_DIVISIBLE)
+        if "stochastic_depth" in self.needs:
+            parts.append(_STOCHASTIC_DEPTH)
+        if "outputs" in self.needs:
+            fields = "\n".join(f"    {label}: torch.Tensor" for label in self.graph.outputs)
+            parts.append(
+                f"class {root.name}Outputs(NamedTuple):\n"
+                f'    """The outputs of {root.name}, in spec order."""\n\n{fields}\n'
+            )
+        parts += [_class_text(cls) for cls in classes]
+        return "\n\n".join(p.rstrip("\n") + "\n" for p in parts)
+
+
+class _Context:
+    """Builds one class: its __init__ lines, its forward, and the arguments it takes."""
+
+    def __init__(self, gen: Generator, cls: ClassDef) -> None:
+        self.gen = gen
+        self.cls = cls
+        self.graph = gen.graph
+        self.template = cls.paths[0]
+        self.params: dict[str, list[Any]] = {}  # chosen argument name -> value per instance
+        self.defaults: dict[str, Any] = {}
+        self.names = self._available()
+        self.taken = {"self", "torch", "nn", "math"}
+
+    # what expressions may name, per instance
+    def _available(self) -> list[dict[str, Any]]:
+        out = []
+        for path in self.cls.paths:
+            env: dict[str, Any] = {}
+            if self.cls.kind == "root":
+                env.update(self.graph.params)
+                env["in_channels"] = self.graph.input_shape[0]
+            else:
+                scope = self.graph.scopes[path]
+                env.update(self.graph.params)
+                env.update({k: self._resolved(v) for k, v in scope.params.items()})
+                source = scope.inputs[0] if scope.inputs else INPUT
+                shape = self.gen.layers[source].shape if source in self.gen.layers else None
+                env["in_channels"] = (shape or self.graph.input_shape)[0]
+            out.append(env)
+        return out
+
+    def _resolved(self, value: Any) -> Any:
+        if isinstance(value, Pending) or (
+            isinstance(value, list) and any(isinstance(v, Pending) for v in value)
+        ):
+            shapes = {n: li.shape for n, li in self.gen.layers.items()}
+            shapes[INPUT] = self.graph.input_shape
+            return self.gen.model._inference._resolve(value, shapes)
+        return value
+
+    def instances(self, path: str) -> list[str]:
+        """The path corresponding to `path` (written for the template) in every instance."""
+        suffix = path[len(self.template) :]
+        return [p + suffix for p in self.cls.paths]
+
+    # __init__
+    def init_item(self, item: Item) -> None:
+        expr = self.module_expr(item)
+        if isinstance(expr, tuple):  # a shortcut some instances need and others do not
+            flag, module = expr
+            self.cls.lines_init.append(
+                f"self.{item.local}: nn.Module = nn.Identity()\n"
+                f"if {flag}:\n    self.{item.local} = {module}"
+            )
+        elif expr is not None:
+            self.cls.lines_init.append(f"self.{item.local} = {expr}")
+
+    def module_expr(self, item: Item) -> str | tuple[str, str] | None:
+        paths = self.instances(item.path)
+        if item.node is not None:
+            infos = [self.gen._info(p) for p in paths]
+            calls = [i.op.torch_call(i.input_shapes) if i.op else None for i in infos]
+            if calls[0] is None:
+                return None
+            if item.node.kind == "stochastic_depth":
+                self.gen.needs.add("stochastic_depth")
+            active = [self._module_active(i) for i in infos]
+            if not any(active):
+                return "nn.Identity()"
+            text = self.call_expr(calls, active, item.node, item.local)
+            if all(active):
+                return text
+            return self.flag(item.local, active), text
+        if self.gen._module_kind(item.path) == "sequential":
+            children = [self.module_expr(c) for c in self.gen.children[item.path]]
+            if any(isinstance(c, tuple) for c in children):
+                raise GenerationError(f"'{item.path}': a sequence whose layers vary by instance")
+            return "nn.Sequential(" + ", ".join(c for c in children if isinstance(c, str)) + ")"
+        child = self.gen.class_of[item.path]
+        args = []
+        for pname, _hint, _values, _default in child.params:
+            values = [child.value(pname, p) for p in paths]
+            raw = self._call_site_raw(item, pname)
+            args.append(f"{pname}={self.choose(Leaf(values, raw, f'{item.local}_{pname}'))}")
+        return f"{child.name}({', '.join(args)})"
+
+    @staticmethod
+    def _module_active(info: LayerInfo) -> bool:
+        op = info.op
+        return bool(
+            info.active
+            and (op is None or not hasattr(op, "active") or op.active(info.input_shapes))
+        )
+
+    def _call_site_raw(self, item: Item, param: str) -> Any:
+        scope = item.scope
+        if scope is None:
+            return None
+        return lookup(self.graph.doc.data, (*scope.src, param))
+
+    def call_expr(
+        self, calls: list[Call | None], active: list[bool], node: Node, local: str
+    ) -> str:
+        template = next(c for c, a in zip(calls, active, strict=True) if a and c)
+        parts = []
+        for index, arg in enumerate(template.args):
+            values = [
+                c.args[index].value if c is not None and a else None
+                for c, a in zip(calls, active, strict=True)
+            ]
+            if isinstance(arg.value, Call):
+                sub = self.call_expr(values, active, node, local)
+                parts.append(f"{arg.keyword}={sub}" if arg.keyword else sub)
+                continue
+            raw = lookup(self.graph.doc.data, (*node.src, arg.field)) if arg.field else None
+            leaf = Leaf(values, raw, f"{local}_{arg.keyword or arg.field or 'channels'}")
+            text = self.choose(leaf)
+            if arg.keyword and arg.omissible(_literal_value(text)):
+                continue
+            parts.append(f"{arg.keyword}={text}" if arg.keyword else text)
+        return f"{template.func}({', '.join(parts)})"
+
+    def flag(self, local: str, active: list[bool]) -> str:
+        name = self._fresh(f"use_{local}")
+        self.params[name] = active
+        return name
+
+    def choose(self, leaf: Leaf) -> str:
+        """The source for a value: an expression, a param, a literal, or a new argument."""
+        live = [(v, env) for v, env in zip(leaf.values, self.names, strict=True) if v is not None]
+        if not live:
+            return "None"
+        text = self._from_spec(leaf.raw, live)
+        if text is not None:
+            return text
+        if all(_same(v, live[0][0]) for v, _ in live):
+            return literal(_as_tuple(live[0][0]))
+        # Values that vary: a param (or in_channels) with the same values in every instance.
+        candidates = ["in_channels", *(k for k in live[0][1] if k not in self.graph.params)]
+        for name in candidates:
+            if all(name in env and _same(v, env[name]) for v, env in live):
+                self._use(name)
+                return name
+        name = self._fresh(leaf.name)
+        self.params[name] = leaf.values
+        return name
+
+    def _from_spec(self, raw: Any, live: list[tuple[Any, dict[str, Any]]]) -> str | None:
+        try:
+            text = source_of(raw)
+        except ExprError:
+            return None
+        if text is None:
+            return None
+        try:
+            tree = ast.parse(text.strip(), mode="eval")
+        except SyntaxError:
+            return None
+        rewrite = _Expression()
+        body = rewrite.visit(tree)
+        if not rewrite.names <= set(live[0][1]):
+            return None
+        try:
+            if not all(_same(evaluate(text, env), v) for v, env in live):
+                return None
+        except (ExprError, Exception):
+            return None
+        for name in sorted(rewrite.names):
+            self._use(name)
+        self.gen.needs |= rewrite.needs
+        return ast.unparse(body)
+
+    def _use(self, name: str) -> None:
+        if name not in self.params:
+            self.params[name] = [env.get(name) for env in self.names]
+            if self.cls.kind == "root":
+                self.defaults[name] = self.names[0].get(name)
+
+    def _fresh(self, base: str) -> str:
+        name = re.sub(r"\W", "_", base)
+        if keyword.iskeyword(name) or name in self.params or name in self.taken:
+            n = 2
+            while f"{name}_{n}" in self.params:
+                n += 1
+            name = f"{name}_{n}"
+        return name
+
+    def class_params(self) -> list[tuple[str, str, list[Any], Any]]:
+        out = []
+        for name, values in self.params.items():
+            default = self.defaults.get(name, _UNSET) if self.cls.kind == "root" else _UNSET
+            out.append((name, _type_hint(values), values, default))
+        if self.cls.kind == "root":  # the root is built without arguments: all have defaults
+            out = [(n, h, v, d if d is not _UNSET else v[0]) for n, h, v, d in out]
+        return out
+
+    # forward
+    def forward(self) -> None:
+        gen, template = self.gen, self.template
+        items = gen.children[template]
+        scope = self.graph.scopes.get(template)
+        inputs = scope.inputs if scope else (INPUT,)
+        arg_names = self._input_names(len(inputs))
+        var: dict[str, str] = dict(zip(inputs, arg_names, strict=True))
+        uses: dict[str, int] = {}
+        for item in items:
+            for ref in gen._inputs(item):
+                uses[ref] = uses.get(ref, 0) + 1
+        results = set(self.graph.outputs.values()) if not scope else {scope.output}
+        lines = []
+        for position, item in enumerate(items):
+            args = [var[ref] for ref in gen._inputs(item)]
+            expr = self._forward_expr(item, args)
+            output = gen._output(item)
+            if expr is None:  # switched off everywhere: the first input passes through
+                var[output] = args[0]
+                continue
+            following = items[position + 1] if position + 1 < len(items) else None
+            once = (
+                uses.get(output, 0) == 1
+                and following is not None
+                and (
+                    gen._inputs(following)[:1] == (output,)  # the main path of the next layer
+                )
+            )
+            last = following is None and output in results and uses.get(output, 0) == 0
+            name = "out" if once or last else self._local_var(item.local, set(var.values()))
+            var[output] = name
+            lines.append(f"{name} = {expr}")
+        lines.append(self._return(scope, var))
+        self.cls.lines_forward = lines
+        self.cls.signature = ", ".join(f"{a}: torch.Tensor" for a in arg_names)
+
+    def _input_names(self, count: int) -> list[str]:
+        scope = self.graph.scopes.get(self.template)
+        declared = lookup(self.graph.doc.data, ("blocks", scope.label, "inputs")) if scope else None
+        if scope is not None and scope.kind == "block" and scope.label != "sequence":
+            names = ["x" if n == "input" else n for n in (declared or ["input"])]
+        else:
+            names = ["x"] if count == 1 else [f"x{i}" for i in range(count)]
+        self.taken.update(names)
+        return names
+
+    def _local_var(self, local: str, used: set[str]) -> str:
+        name = local if local not in self.taken else f"{local}_"
+        while name in used and name != "out":
+            name += "_"
+        return name
+
+    def _forward_expr(self, item: Item, args: list[str]) -> str | None:
+        paths = self.instances(item.path)
+        if item.node is None:
+            return f"self.{item.local}({', '.join(args)})"
+        infos = [self.gen._info(p) for p in paths]
+        active = [i.active for i in infos]
+        op = infos[0].op
+        if op is None or not any(active):
+            return None
+        module = f"self.{item.local}" if op.torch_call(infos[0].input_shapes) else ""
+        expr = op.torch_forward(module, args)
+        if all(active):
+            return expr
+        flag = self.flag(item.local, active)
+        self.cls.lines_init.append(f"self.{flag} = {flag}")
+        return f"{expr} if self.{flag} else {args[0]}"
+
+    def _return(self, scope: Scope | None, var: dict[str, str]) -> str:
+        if scope is not None:
+            return f"return {var[scope.output]}"
+        outputs = self.graph.outputs
+        if len(outputs) == 1:
+            return f"return {var[next(iter(outputs.values()))]}"
+        for label in outputs:
+            if not label.isidentifier() or keyword.iskeyword(label):
+                raise GenerationError(f"output label '{label}' is not a Python identifier")
+        self.gen.needs.add("outputs")
+        self.cls.returns = f"torch.Tensor | {self.cls.name}Outputs"
+        joined = ", ".join(f"{label}={var[ref]}" for label, ref in outputs.items())
+        text = f"return {self.cls.name}Outputs({joined})"
+        eval_output = self.graph.eval_output
+        if eval_output is not None:
+            text = f"if not self.training:\n    return {var[outputs[eval_output]]}\n" + text
+        return text
+
+
+def _sanitize(text: str) -> str:
+    """Text safe inside a docstring: printable, no quotes or backslashes."""
+    return re.sub(r"[^A-Za-z0-9 _.,:;()\[\]+-]", "_", text)[:80]
+
+
+def _call_shape(made: Call | None) -> str:
+    if made is None:
+        return "-"
+    args = ",".join(
+        (_call_shape(a.value) if isinstance(a.value, Call) else (a.keyword or "_"))
+        for a in made.args
+    )
+    return f"{made.func}({args})"
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _literal_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return _UNSET
+
+
+def _wrap(line: str, indent: str) -> Iterator[str]:
+    """Lines of code at `indent`; a call too long for one line gets an argument per line."""
+    if "\n" in line:
+        for part in line.split("\n"):
+            stripped = part.lstrip(" ")
+            yield from _wrap(stripped, indent + part[: len(part) - len(stripped)])
+        return
+    start = line.find("(")
+    if len(indent) + len(line) <= MAX_LINE or start < 0 or _closing(line, start) != len(line) - 1:
+        yield indent + line
+        return
+    args, depth, current = [], 0, ""
+    for ch in line[start + 1 : -1]:
+        if ch == "," and depth == 0:
+            args.append(current.strip())
+            current = ""
+            continue
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        current += ch
+    if current.strip():
+        args.append(current.strip())
+    yield f"{indent}{line[: start + 1]}"
+    for arg in args:
+        yield from _wrap(arg + ",", indent + "    ")
+    yield f"{indent})"
+
+
+def _closing(text: str, start: int) -> int:
+    """The index of the bracket closing the one at `start` (-1 if none)."""
+    depth = 0
+    for index in range(start, len(text)):
+        depth += text[index] in "([{"
+        depth -= text[index] in ")]}"
+        if depth == 0:
+            return index
+    return -1
+
+
+def _class_text(cls: ClassDef) -> str:
+    params = []
+    for name, hint, _values, default in cls.params:
+        text = f"{name}: {hint}"
+        if default is not _UNSET:
+            text += f" = {literal(_as_tuple(default))}"
+        params.append(text)
+    signature = ", ".join(["self", *params])
+    what = {
+        "root": cls.label,
+        "block": f"Block `{cls.label}` of the spec",
+        "scope": f"`{cls.label}`",
+    }
+    lines = [
+        f"class {cls.name}(nn.Module):",
+        f'    """{what[cls.kind]}."""',
+        "",
+        *_wrap(f"def __init__({signature}) -> None:", "    "),
+        "        super().__init__()",
+    ]
+    for line in cls.lines_init:
+        lines += _wrap(line, "        ")
+    lines += ["", *_wrap(f"def forward(self, {cls.signature}) -> {cls.returns}:", "    ")]
+    for line in cls.lines_forward:
+        lines += _wrap(line, "        ")
+    return "\n".join(lines) + "\n"
+
+
+_MAKE_DIVISIBLE = '''def make_divisible(
+    value: float, divisor: int, min_value: int | None = None
+) -> int:
+    """Round to a multiple of divisor without going down by more than 10%."""
+    floor_value = divisor if min_value is None else min_value
+    new = max(floor_value, int(value + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * value else new
+'''
+
+_STOCHASTIC_DEPTH = '''class StochasticDepth(nn.Module):
+    """Drop path: in training, zero a residual branch for a random part of the batch (mode
+    "row": per sample; "batch": all or nothing) and rescale the rest by 1 / (1 - p)."""
+
+    def __init__(self, p: float, mode: str) -> None:
+        super().__init__()
+        self.p = p
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.dim() - 1) if self.mode == "row" else [1] * x.dim()
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+'''
