@@ -1,4 +1,4 @@
-"""The `cnngraph` command: validate, summary, schema.
+"""The `cnngraph` command: validate, summary, build, schema.
 
 Exit codes: 0 clean (warnings allowed), 1 the specs have errors, 2 usage error.
 """
@@ -6,6 +6,7 @@ Exit codes: 0 clean (warnings allowed), 1 the specs have errors, 2 usage error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -97,6 +98,18 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_set(summary)
     summary.set_defaults(run=_summary)
+
+    build = sub.add_parser(
+        "build",
+        help="write standalone torch source for a spec",
+        description="Generate a Python module (importing only torch) with one nn.Module class "
+        "per block definition and the model class last.",
+    )
+    build.add_argument("spec", metavar="SPEC")
+    build.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    build.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input shape")
+    _add_set(build)
+    build.set_defaults(run=_build)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the spec format")
     schema.set_defaults(run=_schema)
@@ -247,6 +260,49 @@ def _summary(args: argparse.Namespace) -> int:
     else:
         print(model.summary(args.depth if args.depth is not None else 3))
     return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from .backends.pytorch import GenerationError
+
+    overrides = _overrides(args.overrides)
+    if not Path(args.spec).is_file():
+        raise UsageError(f"no such file: '{args.spec}'")
+    try:
+        source = load(args.spec, overrides or None, args.input).torch_source(args.spec)
+    except SpecError as exc:
+        _print_diagnostics(exc.diagnostics, "stderr")
+        return 1
+    except GenerationError as exc:
+        print(f"cnngraph: cannot generate torch source: {exc}", file=sys.stderr)
+        return 1
+    if args.output is None:
+        sys.stdout.write(source)
+        return 0
+    _write_atomically(Path(args.output), source)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write through a temporary file in the same directory: never a half-written file."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w",
+            dir=path.parent or Path("."),
+            prefix=f".{path.name}.",
+            suffix=".tmp",
+            delete=False,
+            encoding="utf-8",
+        ) as tmp:
+            tmp.write(text)
+        os.replace(tmp.name, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(tmp.name)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -163,6 +163,7 @@ class Generator:
         self.classes: list[ClassDef] = []
         self.class_of: dict[str, ClassDef] = {}  # instance path -> its class
         self.class_names: set[str] = set()
+        self.identity: dict[str, str] = {}  # scope path -> its class's identity
 
     # ---- the module tree -------------------------------------------------------------------
 
@@ -236,25 +237,37 @@ class Generator:
         return self._module_text(body, root)
 
     def _classes_bottom_up(self) -> None:
-        """Classes for scopes, deepest first, so a parent can name its children's classes."""
-        scopes = sorted(self.graph.scopes.values(), key=lambda s: -s.path.count("."))
-        groups: dict[tuple[str, str], list[str]] = {}
-        for depth in sorted({s.path.count(".") for s in scopes}, reverse=True):
-            groups = {}
-            for scope in scopes:
-                if scope.path.count(".") != depth or self._module_kind(scope.path) != "class":
-                    continue
-                key = (
-                    scope.label
-                    if scope.kind == "block" and scope.label != "sequence"
-                    else (scope.path)
-                )
-                signature = self._signature(scope.path)
-                groups.setdefault((key, signature), []).append(scope.path)
-            for (key, _), paths in groups.items():
+        """One class per block definition and structure, created children first."""
+        deepest_first = sorted(self.graph.scopes, key=lambda p: -p.count("."))
+        for path in deepest_first:  # a parent's identity names its children's
+            if self._module_kind(path) == "class":
+                self.identity[path] = f"{self._class_key(path)}|{self._signature(path)}"
+        groups: dict[str, list[str]] = {}
+        for path in self.graph.scopes:  # spec order: classes are named in reading order
+            if path in self.identity:
+                groups.setdefault(self.identity[path], []).append(path)
+        names = {
+            ident: self._class_name(self._class_key(paths[0])) for ident, paths in groups.items()
+        }
+        pending = dict(groups)
+        while pending:
+            for ident, paths in list(pending.items()):
+                inner = {
+                    self.identity[p]
+                    for path in paths
+                    for p in self.graph.scopes
+                    if p.startswith(path + ".") and p in self.identity
+                }
+                if inner & set(pending) - {ident}:
+                    continue  # a class it instantiates is not made yet
                 scope = self.graph.scopes[paths[0]]
                 kind = "block" if scope.kind == "block" and scope.label != "sequence" else "scope"
-                self._make_class(key, paths, kind, self._class_name(key))
+                self._make_class(self._class_key(paths[0]), paths, kind, names[ident])
+                del pending[ident]
+
+    def _class_key(self, path: str) -> str:
+        scope = self.graph.scopes[path]
+        return scope.label if scope.kind == "block" and scope.label != "sequence" else path
 
     def _class_name(self, key: str) -> str:
         base = _camel(key)
@@ -281,7 +294,7 @@ class Generator:
         path = item.path
         if self._module_kind(path) == "sequential":
             return "seq[" + ",".join(self._item_signature(c) for c in self.children[path]) + "]"
-        return "class:" + self.class_of[path].name
+        return "class:" + self.identity[path]
 
     def _local_ref(self, path: str, ref: str) -> str:
         prefix = path + "." if path else ""
@@ -666,11 +679,12 @@ def _wrap(line: str, indent: str) -> Iterator[str]:
             yield from _wrap(stripped, indent + part[: len(part) - len(stripped)])
         return
     start = line.find("(")
-    if len(indent) + len(line) <= MAX_LINE or start < 0 or _closing(line, start) != len(line) - 1:
+    end = _closing(line, start) if start >= 0 else -1
+    if len(indent) + len(line) <= MAX_LINE or end < 0:
         yield indent + line
         return
     args, depth, current = [], 0, ""
-    for ch in line[start + 1 : -1]:
+    for ch in line[start + 1 : end]:
         if ch == "," and depth == 0:
             args.append(current.strip())
             current = ""
@@ -683,7 +697,7 @@ def _wrap(line: str, indent: str) -> Iterator[str]:
     yield f"{indent}{line[: start + 1]}"
     for arg in args:
         yield from _wrap(arg + ",", indent + "    ")
-    yield f"{indent})"
+    yield f"{indent}){line[end + 1 :]}"
 
 
 def _closing(text: str, start: int) -> int:
