@@ -33,6 +33,12 @@ def torch_namespace() -> dict[str, Any]:
     return {"nn": nn, "torch": torch, "StochasticDepth": torchvision.ops.StochasticDepth}
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden", action="store_true", help="rewrite the golden files of generated source"
+    )
+
+
 @pytest.fixture(scope="session")
 def reference() -> dict[str, dict[str, int]]:
     if not REFERENCE.exists():

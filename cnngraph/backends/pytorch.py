@@ -79,6 +79,7 @@ class ClassDef:
     lines_forward: list[str] = field(default_factory=list)
     signature: str = ""
     returns: str = "torch.Tensor"
+    base: str = "nn.Module"
 
     def value(self, name: str, path: str) -> Any:
         """The value argument `name` takes for the instance at `path`."""
@@ -199,13 +200,20 @@ class Generator:
     def _info(self, name: str) -> LayerInfo:
         return self.layers[name]
 
+    def _ends(self, path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The tensors entering and leaving a scope, or the model when `path` is ""."""
+        scope = self.graph.scopes.get(path)
+        if scope is None:
+            return (INPUT,), tuple(self.graph.outputs.values())
+        return scope.inputs, (scope.output,)
+
     def _is_chain(self, path: str) -> bool:
         """Whether a scope is a plain sequence of modules: then it is an nn.Sequential."""
-        scope = self.graph.scopes[path]
+        inputs, outputs = self._ends(path)
         items = self.children[path]
-        if len(scope.inputs) != 1 or not items:
+        if len(inputs) != 1 or len(outputs) != 1 or not items:
             return False
-        previous = scope.inputs[0]
+        previous = inputs[0]
         for item in items:
             if self._inputs(item) != (previous,):
                 return False
@@ -218,7 +226,7 @@ class Generator:
                 ):
                     return False
             previous = self._output(item)
-        return bool(previous == scope.output)
+        return previous == outputs[0]
 
     def _module_kind(self, path: str) -> str:
         scope = self.graph.scopes[path]
@@ -318,9 +326,14 @@ class Generator:
         cls = ClassDef(name, kind, key, paths)
         context = _Context(self, cls)
         template = paths[0]
-        for item in self.children[template]:
-            context.init_item(item)
-        context.forward()
+        items = self.children[template]
+        if all(i.local.isdigit() for i in items) and self._is_chain(template):
+            cls.base = "nn.Sequential"  # numbered layers in a chain: as torchvision writes them
+            context.sequential_init(items)
+        else:
+            for item in items:
+                context.init_item(item)
+            context.forward()
         cls.params = context.class_params()
         self.classes.append(cls)
         for path in paths:
@@ -411,11 +424,17 @@ class _Context:
         if isinstance(expr, tuple):  # a shortcut some instances need and others do not
             flag, module = expr
             self.cls.lines_init.append(
-                f"self.{item.local}: nn.Module = nn.Identity()\n"
-                f"if {flag}:\n    self.{item.local} = {module}"
+                f"{_assign(item.local, 'nn.Identity()')}\n"
+                f"if {flag}:\n    {_assign(item.local, module)}"
             )
         elif expr is not None:
-            self.cls.lines_init.append(f"self.{item.local} = {expr}")
+            self.cls.lines_init.append(_assign(item.local, expr))
+
+    def sequential_init(self, items: list[Item]) -> None:
+        parts = [self.module_expr(item) for item in items]
+        if not all(isinstance(p, str) for p in parts):
+            raise GenerationError(f"'{self.template}': a sequence whose layers vary by instance")
+        self.cls.lines_init = [f"super().__init__({', '.join(str(p) for p in parts)})"]
 
     def module_expr(self, item: Item) -> str | tuple[str, str] | None:
         paths = self.instances(item.path)
@@ -612,13 +631,13 @@ class _Context:
     def _forward_expr(self, item: Item, args: list[str]) -> str | None:
         paths = self.instances(item.path)
         if item.node is None:
-            return f"self.{item.local}({', '.join(args)})"
+            return f"{_attr(item.local)}({', '.join(args)})"
         infos = [self.gen._info(p) for p in paths]
         active = [i.active for i in infos]
         op = infos[0].op
         if op is None or not any(active):
             return None
-        module = f"self.{item.local}" if op.torch_call(infos[0].input_shapes) else ""
+        module = _attr(item.local) if op.torch_call(infos[0].input_shapes) else ""
         expr = op.torch_forward(module, args)
         if all(active):
             return expr
@@ -643,6 +662,17 @@ class _Context:
         if eval_output is not None:
             text = f"if not self.training:\n    return {var[outputs[eval_output]]}\n" + text
         return text
+
+
+def _attr(local: str) -> str:
+    """How forward reaches a child module: `self.conv1`, or getattr for names like `0`."""
+    return f"self.{local}" if local.isidentifier() else f"getattr(self, {local!r})"
+
+
+def _assign(local: str, expr: str) -> str:
+    if local.isidentifier():
+        return f"self.{local} = {expr}"
+    return f"self.add_module({local!r}, {expr})"
 
 
 def _sanitize(text: str) -> str:
@@ -719,23 +749,22 @@ def _class_text(cls: ClassDef) -> str:
             text += f" = {literal(_as_tuple(default))}"
         params.append(text)
     signature = ", ".join(["self", *params])
-    what = {
-        "root": cls.label,
-        "block": f"Block `{cls.label}` of the spec",
-        "scope": f"`{cls.label}`",
-    }
+    label = cls.label if cls.kind == "root" else _sanitize(cls.label)  # keep spec text inert
+    what = {"root": label, "block": f"Block `{label}` of the spec", "scope": f"`{label}`"}
     lines = [
-        f"class {cls.name}(nn.Module):",
+        f"class {cls.name}({cls.base}):",
         f'    """{what[cls.kind]}."""',
         "",
         *_wrap(f"def __init__({signature}) -> None:", "    "),
-        "        super().__init__()",
     ]
+    if cls.base == "nn.Module":
+        lines.append("        super().__init__()")
     for line in cls.lines_init:
         lines += _wrap(line, "        ")
-    lines += ["", *_wrap(f"def forward(self, {cls.signature}) -> {cls.returns}:", "    ")]
-    for line in cls.lines_forward:
-        lines += _wrap(line, "        ")
+    if cls.lines_forward:  # an nn.Sequential needs none
+        lines += ["", *_wrap(f"def forward(self, {cls.signature}) -> {cls.returns}:", "    ")]
+        for line in cls.lines_forward:
+            lines += _wrap(line, "        ")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,368 @@
+"""The generated torch modules agree exactly with the static analysis, and with torchvision."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torchvision
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import cnngraph
+from cnngraph.cli import main
+
+from .conftest import ROOT, SPECS
+
+GOLDEN = Path(__file__).parent / "golden"
+ALL_SPECS = sorted(SPECS.glob("*.yaml"))
+
+
+def check_against_torch(model: cnngraph.Model, batch: int = 2) -> torch.nn.Module:
+    """Build the module; every layer's output shape and the parameter count must be the
+    inferred ones. Layers are found by name: module paths are the spec's names."""
+    module = model.to_module().eval()
+    assert sum(p.numel() for p in module.parameters()) == model.params
+    seen: dict[str, tuple[int, ...]] = {}
+    hooks = [
+        sub.register_forward_hook(
+            lambda _m, _i, out, name=name: seen.__setitem__(name, tuple(out.shape[1:]))
+        )
+        for name, sub in module.named_modules()
+        if name
+    ]
+    with torch.no_grad():
+        out = module(torch.randn(batch, *model.input_shape))
+    for hook in hooks:
+        hook.remove()
+    expected = {li.name: li.shape for li in model.layers if li.active}
+    expected.update({s.path: model.layer(s.output).shape for s in model.graph.scopes.values()})
+    checked = {name: shape for name, shape in seen.items() if name in expected}
+    assert checked == {name: expected[name] for name in checked}
+    assert (
+        len(checked)
+        >= len(
+            [li for li in model.layers if li.op and li.op.torch_call(li.input_shapes) and li.active]
+        )
+        // 2
+    )
+    shape = model.output_shape
+    assert isinstance(shape, tuple)
+    assert tuple(out.shape[1:]) == shape
+    return module
+
+
+@pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: p.stem)
+def test_every_spec_builds_with_the_inferred_shapes(path: Path) -> None:
+    check_against_torch(cnngraph.load(path))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "googlenet"])
+def test_torchvision_weights_load_strictly_and_agree(name: str) -> None:
+    module = cnngraph.load(SPECS / f"{name}.yaml").to_module().eval()
+    extra = {"init_weights": False, "aux_logits": False} if name == "googlenet" else {}
+    reference = getattr(torchvision.models, name)(weights=None, **extra).eval()
+    module.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(module(x), reference(x))
+
+
+def test_googlenet_aux_heads_in_training_only() -> None:
+    # Dropout off on both sides: torchvision draws its masks in another order (aux1 first).
+    model = cnngraph.load(
+        SPECS / "googlenet.yaml",
+        params={"aux_logits": True, "dropout": 0.0, "dropout_aux": 0.0},
+    )
+    module = model.to_module()
+    reference = torchvision.models.googlenet(
+        weights=None, aux_logits=True, init_weights=False, dropout=0.0, dropout_aux=0.0
+    )
+    module.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 224, 224)
+    module.train()
+    reference.train()
+    ours, theirs = module(x), reference(x)
+    assert ours._fields == ("logits", "aux_logits2", "aux_logits1")
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    module.eval()
+    with torch.no_grad():
+        assert module(x).shape == (2, 1000)
+
+
+@st.composite
+def random_specs(draw: st.DrawFn) -> dict[str, Any]:
+    """Random valid-looking specs: convolutions of every kind, pools, residual, concat and
+    squeeze-excitation blocks. Channel counts are tracked so that groups divide them."""
+    channels = first = draw(st.integers(1, 8))
+    size = [draw(st.integers(6, 24)), draw(st.integers(6, 24))]
+    layers: dict[str, Any] = {}
+    for i in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["conv", "pool", "tconv", "res", "cat", "se", "norm"]))
+        if kind == "conv":
+            out = draw(st.integers(1, 12))
+            groups = draw(
+                st.sampled_from([g for g in (1, 2, 3) if out % g == 0 and channels % g == 0])
+            )
+            layers[f"c{i}"] = {
+                "op": "conv2d",
+                "out_channels": out,
+                "groups": groups,
+                "kernel_size": [draw(st.integers(1, 4)), draw(st.integers(1, 4))],
+                "stride": draw(st.integers(1, 2)),
+                "padding": draw(st.integers(0, 2)),
+                "dilation": draw(st.integers(1, 2)),
+                "bias": draw(st.booleans()),
+            }
+            channels = out
+        elif kind == "pool":
+            k = draw(st.integers(1, 3))
+            layers[f"p{i}"] = {
+                "op": draw(st.sampled_from(["max_pool2d", "avg_pool2d"])),
+                "kernel_size": k,
+                "stride": draw(st.integers(1, 3)),
+                "padding": draw(st.integers(0, k // 2)),
+                "ceil_mode": draw(st.booleans()),
+            }
+        elif kind == "tconv":
+            stride = draw(st.integers(1, 3))
+            layers[f"t{i}"] = {
+                "op": "conv_transpose2d",
+                "out_channels": draw(st.integers(1, 6)),
+                "kernel_size": draw(st.integers(1, 4)),
+                "stride": stride,
+                "padding": draw(st.integers(0, 1)),
+                "output_padding": draw(st.integers(0, stride - 1)),
+            }
+            channels = layers[f"t{i}"]["out_channels"]
+        elif kind == "res":
+            out = draw(st.integers(1, 8))
+            layers[f"r{i}"] = {"block": "res", "out": out, "stride": draw(st.integers(1, 2))}
+            channels = out
+        elif kind == "cat":
+            a, b = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+            layers[f"k{i}"] = {"block": "cat", "a": a, "b": b}
+            channels = a + b
+        elif kind == "se":
+            layers[f"s{i}"] = {"block": "se"}
+        else:
+            layers[f"n{i}"] = {"op": "batch_norm2d"}
+            layers[f"a{i}"] = {"op": draw(st.sampled_from(["relu", "hardswish", "silu"]))}
+    return {
+        "cnngraph": 1,
+        "name": "random",
+        "input": [first, *size],
+        "blocks": RANDOM_BLOCKS,
+        "layers": layers,
+    }
+
+
+RANDOM_BLOCKS = {
+    "res": {
+        "params": {"out": "int", "stride": 1},
+        "layers": {
+            "conv1": {
+                "op": "conv2d",
+                "out_channels": "$out",
+                "kernel_size": 3,
+                "stride": "$stride",
+                "padding": 1,
+                "bias": False,
+            },
+            "bn1": "batch_norm2d",
+            "relu": "relu",
+            "conv2": {"op": "conv2d", "out_channels": "$out", "kernel_size": 3, "padding": 1},
+        },
+        "residual": {"projection": "shortcut"},
+    },
+    "cat": {
+        "params": {"a": "int", "b": "int"},
+        "branches": {
+            "left": {"op": "conv2d", "out_channels": "$a", "kernel_size": 1},
+            "right": [
+                {"op": "conv2d", "out_channels": "$b", "kernel_size": 3, "padding": 1},
+                "relu",
+            ],
+        },
+        "merge": "concat",
+    },
+    "se": {
+        "layers": {
+            "pool": {"op": "adaptive_avg_pool2d", "output_size": 1},
+            "fc1": {
+                "op": "conv2d",
+                "out_channels": "${max(1, in_channels // 2)}",
+                "kernel_size": 1,
+            },
+            "act": "relu",
+            "fc2": {"op": "conv2d", "out_channels": "$in_channels", "kernel_size": 1},
+            "gate_act": "hardsigmoid",
+        },
+        "gate": True,
+    },
+}
+
+
+@settings(max_examples=550, deadline=None, suppress_health_check=list(HealthCheck))
+@given(spec=random_specs())
+def test_random_specs_build_with_the_inferred_shapes(spec: dict[str, Any]) -> None:
+    try:
+        model = cnngraph.load(spec)
+    except cnngraph.SpecError:
+        assume(False)
+        return
+    check_against_torch(model)
+
+
+@pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: p.stem)
+def test_fx_symbolic_trace(path: Path) -> None:
+    module = cnngraph.load(path).to_module().eval()
+    traced = torch.fx.symbolic_trace(module)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(traced(x), module(x))
+
+
+def test_torch_compile_on_cpu() -> None:
+    """Inductor, the default backend, on a small model with residual, concat and SE blocks."""
+    spec = {
+        "cnngraph": 1,
+        "name": "small",
+        "input": [3, 16, 16],
+        "blocks": RANDOM_BLOCKS,
+        "layers": {
+            "stem": {"op": "conv2d", "out_channels": 8, "kernel_size": 3},
+            "res": {"block": "res", "out": 8, "stride": 2},
+            "cat": {"block": "cat", "a": 4, "b": 4},
+            "se": {"block": "se"},
+        },
+    }
+    module = cnngraph.load(spec).to_module().eval()
+    compiled = torch.compile(module)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), module(x), atol=1e-5)
+
+
+def test_onnx_export(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    module = cnngraph.load(SPECS / "resnet18.yaml").to_module().eval()
+    path = tmp_path / "resnet18.onnx"
+    torch.onnx.export(module, (torch.randn(1, 3, 224, 224),), str(path), dynamo=False)
+    import onnx
+
+    graph = onnx.load(str(path))
+    onnx.checker.check_model(graph)
+    output = graph.graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in output] == [1, 1000]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet"])
+def test_golden_source(name: str, request: pytest.FixtureRequest) -> None:
+    """The generated source, byte for byte. `pytest --update-golden` rewrites the files."""
+    source = cnngraph.load(SPECS / f"{name}.yaml").torch_source(f"specs/{name}.yaml")
+    golden = GOLDEN / f"{name}.py"
+    if request.config.getoption("--update-golden"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(source)
+    assert golden.read_text() == source
+
+
+@pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: p.stem)
+def test_generated_source_is_ruff_clean_and_deterministic(path: Path) -> None:
+    first = cnngraph.load(path).torch_source()
+    assert cnngraph.load(path).torch_source() == first
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--isolated",
+            "--select",
+            "E,F,W,I,B",
+            "--line-length",
+            "100",
+            "--stdin-filename",
+            "generated.py",
+            "-",
+        ],
+        input=first,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_spec_strings_cannot_inject_code(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    evil = f"x\"\"\"\nimport os; open({str(marker)!r}, 'w')\n'''#"
+    spec = {
+        "cnngraph": 1,
+        "name": evil,
+        "description": evil,
+        "input": [3, 8, 8],
+        "blocks": {evil: {"layers": [{"op": "relu"}]}},
+        "layers": {"a": {"block": evil}},
+    }
+    model = cnngraph.load(spec)
+    source = model.torch_source(evil)
+    module = model.to_module()
+    assert not marker.exists()
+    assert isinstance(module, torch.nn.Module)
+    tree = ast.parse(source)
+    imported = {
+        alias.name.split(".")[0] if isinstance(node, ast.Import) else str(node.module)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    assert imported <= {"__future__", "torch", "math", "typing"}
+    calls = {
+        n.func.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }
+    assert "open" not in calls and "exec" not in calls and "eval" not in calls
+
+
+def test_build_writes_atomically(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "net.py"
+    assert main(["build", str(SPECS / "resnet18.yaml"), "-o", str(target)]) == 0
+    namespace: dict[str, Any] = {}
+    exec(compile(target.read_text(), str(target), "exec"), namespace)
+    assert sum(p.numel() for p in namespace["Resnet18"]().parameters()) == 11_689_512
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cnngraph: 1\nname: b\ninput: [3, 8, 8]\nlayers: [{op: conv2}]\n")
+    failed = tmp_path / "failed.py"
+    assert main(["build", str(bad), "-o", str(failed)]) == 1
+    assert not failed.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "net.py"]
+    assert "CG204" in capsys.readouterr().err
+
+
+def test_stochastic_depth_acts_only_in_training() -> None:
+    model = cnngraph.load(
+        {
+            "cnngraph": 1,
+            "name": "sd",
+            "input": [4, 2, 2],
+            "layers": {"drop": {"op": "stochastic_depth", "p": 0.5}},
+        }
+    )
+    module = model.to_module()
+    x = torch.ones(64, 4, 2, 2)
+    module.eval()
+    assert torch.equal(module(x), x)
+    module.train()
+    torch.manual_seed(0)
+    out = module(x)
+    kept = out.flatten(1).amax(1)
+    assert set(kept.tolist()) <= {0.0, 2.0} and 0 < kept.count_nonzero() < 64
