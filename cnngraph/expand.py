@@ -685,7 +685,8 @@ class _Expander:
                 full, "gate", [sources[0], out], (*bsrc, "gate"), names, scope, kind="mul"
             )
         if bdef.then is not None:
-            then: Layers = {"then": bdef.then} if isinstance(bdef.then, str) else bdef.then
+            single = isinstance(bdef.then, str) or _is_entry(bdef.then)
+            then: Layers = {"then": bdef.then} if single else bdef.then
             out = self._body(then, full, [out], env, (*bsrc, "then"), names, scope)
         if bdef.output is not None:
             if bdef.output in names:

@@ -85,7 +85,7 @@ def json_schema() -> dict[str, Any]:
         "anyOf": [{"type": "object", "additionalProperties": branch}, {"type": "null"}],
         "default": None,
     }
-    block["then"] = {"anyOf": [layers, {"type": "string"}, {"type": "null"}], "default": None}
+    block["then"] = {"anyOf": [layers, entry, {"type": "null"}], "default": None}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "cnngraph spec"
     return schema

@@ -585,12 +585,17 @@ class _Context:
         var: dict[str, str] = dict(zip(inputs, arg_names, strict=True))
         uses: dict[str, int] = {}
         for item in items:
-            for ref in gen._inputs(item):
+            for ref in self._runtime_inputs(item):
                 uses[ref] = uses.get(ref, 0) + 1
         results = set(self.graph.outputs.values()) if not scope else {scope.output}
         lines = []
         for position, item in enumerate(items):
             args = [var[ref] for ref in gen._inputs(item)]
+            inplace = self._inplace(item, args, uses, inputs)
+            if inplace is not None:
+                var[gen._output(item)] = args[0]
+                lines.append(inplace)
+                continue
             expr = self._forward_expr(item, args)
             output = gen._output(item)
             if expr is None:  # switched off everywhere: the first input passes through
@@ -611,6 +616,35 @@ class _Context:
         lines.append(self._return(scope, var))
         self.cls.lines_forward = lines
         self.cls.signature = ", ".join(f"{a}: torch.Tensor" for a in arg_names)
+
+    def _runtime_inputs(self, item: Item) -> tuple[str, ...]:
+        refs = self.gen._inputs(item)
+        info = self.gen.layers.get(item.node.name) if item.node is not None else None
+        count = info.op.runtime_inputs if info is not None and info.op is not None else None
+        return refs if count is None else refs[:count]
+
+    def _inplace(
+        self, item: Item, args: list[str], uses: dict[str, int], inputs: tuple[str, ...]
+    ) -> str | None:
+        """`out += shortcut` where that is safe: the first operand is used by nothing else,
+        is no input of the module, and its producer's backward pass does not need it."""
+        node = item.node
+        if node is None:
+            return None
+        infos = [self.gen._info(p) for p in self.instances(item.path)]
+        first = node.inputs[0]
+        producer = self.gen.layers.get(first)
+        if (
+            not all(i.active for i in infos)
+            or infos[0].op is None
+            or first in inputs
+            or uses.get(first, 0) != 1
+            or producer is None
+            or producer.op is None
+            or not producer.op.output_overwritable
+        ):
+            return None
+        return infos[0].op.torch_forward_inplace(args)
 
     def _input_names(self, count: int) -> list[str]:
         scope = self.graph.scopes.get(self.template)

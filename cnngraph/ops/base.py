@@ -120,6 +120,12 @@ class Op(BaseModel):
 
     kind: ClassVar[str]
     arity: ClassVar[tuple[int, int | None]] = (1, 1)  # min and max number of input tensors
+    # Whether autograd can do without this op's output, so that a later op may overwrite it in
+    # place (conv and batch norm keep their inputs; relu, sigmoid and the like keep outputs).
+    output_overwritable: ClassVar[bool] = False
+    # How many leading inputs the torch code uses at run time (None: all); the rest are read
+    # for their shapes only.
+    runtime_inputs: ClassVar[int | None] = None
     # Example fields and input shapes: registry-wide tests check each op against torch with them.
     examples: ClassVar[Sequence[tuple[dict[str, Any], Sequence[Shape]]]] = ()
 
@@ -156,6 +162,10 @@ class Op(BaseModel):
     def torch_forward(self, module: str, args: Sequence[str]) -> str:
         """Source of the forward-pass expression applying this op to `args`."""
         return f"{module}({args[0]})"
+
+    def torch_forward_inplace(self, args: Sequence[str]) -> str | None:
+        """A statement computing the op into `args[0]` in place, where the op has one."""
+        return None
 
 
 def expect_rank(kind: str, shape: Shape, rank: int, hint: str | None = None) -> None:

@@ -49,6 +49,8 @@ def _check_channels(kind: str, c_in: int, declared: int | None, out: int, groups
 class _Conv(Op):
     """What convolutions and transposed convolutions share."""
 
+    output_overwritable = True
+
     out_channels: PosInt
     kernel_size: PosPair
     stride: PosPair = (1, 1)
@@ -246,6 +248,7 @@ class Projection(Op):
 
     kind = "projection"
     arity = (2, 2)
+    runtime_inputs = 1  # the target is read for its shape
     examples = (
         ({}, [(4, 8, 8), (8, 4, 4)]),
         ({"norm": False, "bias": True}, [(4, 7, 7), (6, 4, 4)]),

@@ -25,8 +25,13 @@ class Add(Op):
             )
         return shapes[0]
 
+    output_overwritable = True
+
     def torch_forward(self, module: str, args: Sequence[str]) -> str:
         return " + ".join(args)
+
+    def torch_forward_inplace(self, args: Sequence[str]) -> str | None:
+        return f"{args[0]} += {' + '.join(args[1:])}"
 
 
 class Concat(Op):

@@ -20,6 +20,7 @@ def _check_declared(kind: str, field: str, declared: int | None, actual: int) ->
 
 
 class BatchNorm2d(Op):
+    output_overwritable = True
     kind = "batch_norm2d"
     examples = (({}, [(6, 4, 5)]), ({"eps": 0.001, "momentum": 0.01, "affine": False}, [(3, 2, 2)]))
 

@@ -50,6 +50,7 @@ class Flatten(Op):
 
 
 class Linear(Op):
+    output_overwritable = True
     kind = "linear"
     examples = (({"out_features": 7}, [(12,)]), ({"out_features": 3, "bias": False}, [(5,)]))
 

@@ -31,7 +31,7 @@ class Basic(nn.Module):
                 nn.Conv2d(in_channels, width, kernel_size=1, stride=2, bias=False),
                 nn.BatchNorm2d(width),
             )
-        self.then = nn.ReLU()
+        self.then = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
@@ -40,8 +40,8 @@ class Basic(nn.Module):
         out = self.conv2(out)
         bn2 = self.bn2(out)
         downsample = self.downsample(x)
-        out = bn2 + downsample
-        out = self.then(out)
+        bn2 += downsample
+        out = self.then(bn2)
         return out
 
 
