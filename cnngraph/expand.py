@@ -685,8 +685,11 @@ class _Expander:
                 full, "gate", [sources[0], out], (*bsrc, "gate"), names, scope, kind="mul"
             )
         if bdef.then is not None:
-            single = isinstance(bdef.then, str) or _is_entry(bdef.then)
-            then: Layers = {"then": bdef.then} if single else bdef.then
+            then: Layers = (
+                bdef.then
+                if not isinstance(bdef.then, str) and not _is_entry(bdef.then)
+                else {"then": bdef.then}  # one layer, named `then`
+            )
             out = self._body(then, full, [out], env, (*bsrc, "then"), names, scope)
         if bdef.output is not None:
             if bdef.output in names:
