@@ -32,11 +32,11 @@ from .expr import (
 from .ir import INPUT, Graph, Node, Scope, ScopeKind
 from .ops import MAX_DIM, OPS
 from .source import Document, KeyPath
-from .spec import BlockDef, Layers, ResidualSpec, SpecFile
+from .spec import INIT_KINDS, INIT_SCHEMES, BlockDef, Layers, ResidualSpec, SpecFile
 
 MAX_REPEAT = 1000
 MAX_NODES = 50_000
-ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "if"})
+ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "if", "init"})
 _SEQUENCE = " sequence"  # marks an inline list of layers; a space keeps it apart from user keys
 TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -154,6 +154,7 @@ class _Expander:
         self._outputs(names, last)
         self._link()
         self.graph.params = dict(self.globals.values)
+        self.graph.init = {str(kind): str(scheme) for kind, scheme in self.spec.init.items()}
         self._eval_output()
         for name in self.spec.blocks:
             if name not in self.used_blocks:
@@ -520,8 +521,34 @@ class _Expander:
                 origin = self._origin(raw, env)
                 if origin is not None:
                     field_src[key] = origin
-        self._add(Node(full, kind, tuple(sources), fields, esrc, field_src, scope))
+        node = Node(full, kind, tuple(sources), fields, esrc, field_src, scope)
+        node.init = self._init_scheme(entry, kind, env, esrc)
+        self._add(node)
         return full
+
+    def _init_scheme(self, entry: dict[str, Any], kind: str, env: Env, esrc: KeyPath) -> str | None:
+        if "init" not in entry:
+            return None
+        scheme = self._eval_static(entry["init"], env, (*esrc, "init"), "`init`")
+        if scheme is INVALID:
+            return None
+        if kind not in INIT_KINDS:
+            self.diags.error(
+                "CG202",
+                f"`init` applies to layers with weights, not {kind}",
+                self.doc.where((*esrc, "init"), at_key=True),
+                f"ops: {', '.join(INIT_KINDS)}",
+            )
+            return None
+        if scheme not in INIT_SCHEMES:
+            self.diags.error(
+                "CG202",
+                f"unknown init scheme {scheme!r}",
+                self.doc.where((*esrc, "init")),
+                did_you_mean(str(scheme), INIT_SCHEMES) or f"schemes: {', '.join(INIT_SCHEMES)}",
+            )
+            return None
+        return str(scheme)
 
     # ---- blocks ----------------------------------------------------------------------------
 

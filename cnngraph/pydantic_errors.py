@@ -78,10 +78,11 @@ def report(
             hint = None
         else:
             messages = list(dict.fromkeys(_message(e) for e in errs))
+            on_key = any("[key]" in e["loc"] for e in errs)  # a mapping's key is wrong
             got = errs[0].get("input")
             shown = "" if isinstance(got, (dict, list, Mapping)) else f" (got {got!r})"
             detail = f"{name + ' ' if path else ''}{' or '.join(messages)}{shown}"
-            code, loc, hint = "CG202", locate(path, False), None
+            code, loc, hint = "CG202", locate(path, on_key), None
         diags.error(code, f"{what}: {detail}", loc, hint, fold_key=detail)
 
 

@@ -5,11 +5,30 @@ Layer entries are validated later, per op, once their expressions are evaluated.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FORMAT_VERSION = 1
+
+# Initial-weight schemes a spec may ask for (torch's defaults apply elsewhere); what each means
+# is in docs/spec-language.md and in the generated code.
+InitScheme = Literal[
+    "default",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "xavier_normal",
+    "xavier_uniform",
+    "normal",
+    "trunc_normal",
+    "ones",
+    "zeros",
+]
+InitKind = Literal[
+    "conv2d", "conv_transpose2d", "linear", "batch_norm2d", "group_norm", "layer_norm"
+]
+INIT_SCHEMES: tuple[str, ...] = get_args(InitScheme)
+INIT_KINDS: tuple[str, ...] = get_args(InitKind)
 
 Layers = dict[str, Any] | list[Any]
 # A `$name` reference or a `${...}` expression, allowed wherever a value is.
@@ -97,6 +116,11 @@ class SpecFile(_Strict):
     layers: Layers
     outputs: str | list[str] | dict[str, str] | None = Field(
         default=None, description="the model's outputs; default: the last layer"
+    )
+    init: dict[InitKind, InitScheme] = Field(
+        default_factory=dict,
+        description="initial weights per op kind, e.g. {conv2d: kaiming_normal}; a layer's "
+        "own `init:` overrides",
     )
     eval_output: str | None = Field(
         default=None,

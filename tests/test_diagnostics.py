@@ -170,6 +170,15 @@ def test_format_version(head: str) -> None:
     expect(text, "CG206")
 
 
+def test_init_schemes_are_checked() -> None:
+    d = expect(
+        spec("c: {op: conv2d, out_channels: 4, kernel_size: 1, init: kaiming}"), "CG202", "kaiming}"
+    )
+    assert d.hint == "did you mean 'kaiming_normal'?"
+    expect(spec("r: {op: relu, init: zeros}"), "CG202", "init: zeros")
+    expect(spec("- relu", head="init: {conv: zeros}"), "CG202", "conv: zeros")
+
+
 def test_layer_entry_must_be_a_mapping() -> None:
     expect(spec("- 5"), "CG207", "5")
 

@@ -366,3 +366,23 @@ def test_stochastic_depth_acts_only_in_training() -> None:
     out = module(x)
     kept = out.flatten(1).amax(1)
     assert set(kept.tolist()) <= {0.0, 2.0} and 0 < kept.count_nonzero() < 64
+
+
+def test_initial_weights_follow_the_spec() -> None:
+    torch.manual_seed(0)
+    module = cnngraph.load(SPECS / "resnet50.yaml").to_module()
+    conv = module.layer4[0].conv2
+    fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    assert abs(conv.weight.std().item() / (2 / fan_out) ** 0.5 - 1) < 0.05  # He et al.
+    text = (
+        (SPECS / "resnet18.yaml")
+        .read_text()
+        .replace("bn2:   {op: batch_norm2d}", "bn2:   {op: batch_norm2d, init: zeros}")
+    )
+    zeroed = cnngraph.load(text).to_module()
+    assert all(
+        torch.count_nonzero(b.bn2.weight) == 0
+        for layer in (zeroed.layer1, zeroed.layer4)
+        for b in layer
+    )
+    assert torch.count_nonzero(zeroed.layer1[0].bn1.weight) > 0

@@ -80,6 +80,7 @@ class ClassDef:
     signature: str = ""
     returns: str = "torch.Tensor"
     base: str = "nn.Module"
+    methods: list[str] = field(default_factory=list)  # further methods, as source
 
     def value(self, name: str, path: str) -> Any:
         """The value argument `name` takes for the instance at `path`."""
@@ -335,10 +336,47 @@ class Generator:
                 context.init_item(item)
             context.forward()
         cls.params = context.class_params()
+        if kind == "root":
+            self._reset_weights(cls)
         self.classes.append(cls)
         for path in paths:
             self.class_of[path] = cls
         return cls
+
+    def _reset_weights(self, cls: ClassDef) -> None:
+        """The spec's initial weights: a rule per op kind, then each layer's own."""
+        torch_class: dict[str, str] = {}
+        own: dict[str, list[str]] = {}
+        for info in self.layers.values():
+            made = info.op.torch_call(info.input_shapes) if info.op else None
+            if made is not None:
+                torch_class.setdefault(info.kind, made.func)
+            node = self.graph.nodes[info.name]
+            if node.init is not None and made is not None:
+                own.setdefault(node.init, []).append(info.name)
+        rules = [(k, v) for k, v in self.graph.init.items() if k in torch_class and v != "default"]
+        if not rules and not own:
+            return
+        lines = [
+            "def reset_weights(self) -> None:",
+            '    """Initial weights as the spec asks; torch\'s defaults elsewhere."""',
+        ]
+        by_scheme: dict[str, list[str]] = {}
+        for kind, scheme in rules:
+            by_scheme.setdefault(scheme, []).append(torch_class[kind])
+        if by_scheme:
+            lines.append("    for m in self.modules():")
+            for index, (scheme, classes) in enumerate(by_scheme.items()):
+                keyword = "if" if index == 0 else "elif"
+                kinds = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
+                lines.append(f"        {keyword} isinstance(m, {kinds}):")
+                lines += ["            " + line for line in _INIT[scheme]]
+        for scheme, names in own.items():
+            lines.append(f"    for name in {tuple(names)!r}:")
+            lines.append("        m = self.get_submodule(name)")
+            lines += ["        " + line for line in _INIT[scheme]]
+        cls.lines_init.append("self.reset_weights()")
+        cls.methods.append("\n".join(lines))
 
     def _module_text(self, classes: list[ClassDef], root: ClassDef) -> str:
         header = [
@@ -795,12 +833,33 @@ def _class_text(cls: ClassDef) -> str:
         lines.append("        super().__init__()")
     for line in cls.lines_init:
         lines += _wrap(line, "        ")
+    for method in cls.methods:
+        lines += ["", *_wrap(method, "    ")]
     if cls.lines_forward:  # an nn.Sequential needs none
         lines += ["", *_wrap(f"def forward(self, {cls.signature}) -> {cls.returns}:", "    ")]
         for line in cls.lines_forward:
             lines += _wrap(line, "        ")
     return "\n".join(lines) + "\n"
 
+
+_BIAS_ZERO = ["if m.bias is not None:", "    nn.init.zeros_(m.bias)"]
+_INIT: dict[str, list[str]] = {
+    "default": ["m.reset_parameters()"],
+    "kaiming_normal": [
+        'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
+        *_BIAS_ZERO,
+    ],
+    "kaiming_uniform": ['nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")', *_BIAS_ZERO],
+    "xavier_normal": ["nn.init.xavier_normal_(m.weight)", *_BIAS_ZERO],
+    "xavier_uniform": ["nn.init.xavier_uniform_(m.weight)", *_BIAS_ZERO],
+    "normal": ["nn.init.normal_(m.weight, 0.0, 0.01)", *_BIAS_ZERO],
+    "trunc_normal": [
+        "nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2.0, b=2.0)",
+        *_BIAS_ZERO,
+    ],
+    "ones": ["if m.weight is not None:", "    nn.init.ones_(m.weight)", *_BIAS_ZERO],
+    "zeros": ["if m.weight is not None:", "    nn.init.zeros_(m.weight)", *_BIAS_ZERO],
+}
 
 _MAKE_DIVISIBLE = '''def make_divisible(
     value: float, divisor: int, min_value: int | None = None

@@ -165,6 +165,15 @@ class Googlenet(nn.Module):
         self.flatten = nn.Flatten()
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(1024, num_classes)
+        self.reset_weights()
+
+    def reset_weights(self) -> None:
+        """Initial weights as the spec asks; torch's defaults elsewhere."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2.0, b=2.0)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)

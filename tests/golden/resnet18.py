@@ -73,6 +73,15 @@ class Resnet18(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(512, num_classes)
+        self.reset_weights()
+
+    def reset_weights(self) -> None:
+        """Initial weights as the spec asks; torch's defaults elsewhere."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
