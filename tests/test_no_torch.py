@@ -1,4 +1,4 @@
-"""`import cnngraph`, validate and summary work without importing torch."""
+"""`import cnngraph`, validate, summary and build work without importing torch."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ model.input_size_rules
 assert main(["validate", {str(SPECS)!r}]) == 0
 assert main(["summary", {str(SPECS / "resnet50.yaml")!r}, "--json"]) == 0
 assert main(["schema"]) == 0
+assert main(["build", {str(SPECS / "googlenet.yaml")!r}]) == 0
+assert model.torch_source()
 print("torch imported:", "torch" in sys.modules)
 """
 

@@ -29,9 +29,20 @@ def check_against_torch(model: cnngraph.Model, batch: int = 2) -> torch.nn.Modul
     module = model.to_module().eval()
     assert sum(p.numel() for p in module.parameters()) == model.params
     seen: dict[str, tuple[int, ...]] = {}
+    seen_inputs: dict[str, tuple[tuple[int, ...], ...]] = {}
     hooks = [
         sub.register_forward_hook(
             lambda _m, _i, out, name=name: seen.__setitem__(name, tuple(out.shape[1:]))
+        )
+        for name, sub in module.named_modules()
+        if name
+    ]
+    # Inputs too: joins (add, concat, mul) have no module, but their results enter one.
+    hooks += [
+        sub.register_forward_pre_hook(
+            lambda _m, args, name=name: seen_inputs.__setitem__(
+                name, tuple(tuple(a.shape[1:]) for a in args)
+            )
         )
         for name, sub in module.named_modules()
         if name
@@ -44,6 +55,13 @@ def check_against_torch(model: cnngraph.Model, batch: int = 2) -> torch.nn.Modul
     expected.update({s.path: model.layer(s.output).shape for s in model.graph.scopes.values()})
     checked = {name: shape for name, shape in seen.items() if name in expected}
     assert checked == {name: expected[name] for name in checked}
+    runtime = {
+        li.name: li.input_shapes[: li.op.runtime_inputs or None]
+        for li in model.layers
+        if li.active and li.op is not None
+    }
+    inputs_checked = {n: s for n, s in seen_inputs.items() if n in runtime}
+    assert inputs_checked == {n: runtime[n] for n in inputs_checked}
     assert (
         len(checked)
         >= len(
