@@ -82,13 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Print a table of layers with output shapes, "
         "parameter counts and MACs, and the totals.",
     )
-    summary.add_argument("spec", metavar="SPEC")
-    summary.add_argument(
-        "--input",
-        type=_input_shape,
-        metavar="CxHxW",
-        help="input shape per sample, e.g. 3x224x224 (overrides the spec)",
-    )
+    _add_spec(summary)
     summary.add_argument(
         "--depth",
         type=_depth,
@@ -96,7 +90,6 @@ def _parser() -> argparse.ArgumentParser:
         help="fold layers deeper than N into their blocks (text default: 3, JSON default: all)",
     )
     summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _add_set(summary)
     summary.set_defaults(run=_summary)
 
     build = sub.add_parser(
@@ -105,15 +98,37 @@ def _parser() -> argparse.ArgumentParser:
         description="Generate a Python module (importing only torch) with one nn.Module class "
         "per block definition and the model class last.",
     )
-    build.add_argument("spec", metavar="SPEC")
+    _add_spec(build)
     build.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    build.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input shape")
-    _add_set(build)
     build.set_defaults(run=_build)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the spec format")
     schema.set_defaults(run=_schema)
     return parser
+
+
+def _add_spec(parser: argparse.ArgumentParser) -> None:
+    """The arguments of commands that compile one spec."""
+    parser.add_argument("spec", metavar="SPEC")
+    parser.add_argument(
+        "--input",
+        type=_input_shape,
+        metavar="CxHxW",
+        help="input shape per sample, e.g. 3x224x224 (overrides the spec)",
+    )
+    _add_set(parser)
+
+
+def _compile(args: argparse.Namespace) -> Model | None:
+    """The spec named on the command line, compiled; None (diagnostics printed) if it fails."""
+    overrides = _overrides(args.overrides)
+    if not Path(args.spec).is_file():
+        raise UsageError(f"no such file: '{args.spec}'")
+    try:
+        return load(args.spec, overrides or None, args.input)
+    except SpecError as exc:
+        _print_diagnostics(exc.diagnostics, "stderr")
+        return None
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
@@ -247,13 +262,8 @@ def _shape_text(model: Model) -> str:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    overrides = _overrides(args.overrides)
-    if not Path(args.spec).is_file():
-        raise UsageError(f"no such file: '{args.spec}'")
-    try:
-        model = load(args.spec, overrides or None, args.input)
-    except SpecError as exc:
-        _print_diagnostics(exc.diagnostics, "stderr")
+    model = _compile(args)
+    if model is None:
         return 1
     if args.json:
         print(json.dumps(model.to_dict(args.depth), indent=2))
@@ -265,14 +275,11 @@ def _summary(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from .backends.pytorch import GenerationError
 
-    overrides = _overrides(args.overrides)
-    if not Path(args.spec).is_file():
-        raise UsageError(f"no such file: '{args.spec}'")
-    try:
-        source = load(args.spec, overrides or None, args.input).torch_source(args.spec)
-    except SpecError as exc:
-        _print_diagnostics(exc.diagnostics, "stderr")
+    model = _compile(args)
+    if model is None:
         return 1
+    try:
+        source = model.torch_source(args.spec)
     except GenerationError as exc:
         print(f"cnngraph: cannot generate torch source: {exc}", file=sys.stderr)
         return 1
