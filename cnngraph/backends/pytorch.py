@@ -52,9 +52,6 @@ class Leaf:
     values: list[Any]  # per instance; None where the enclosing module is unused
     raw: Any = None  # what the spec wrote for it, if it comes from a spec field
     name: str = "value"  # a readable name for a new argument
-    default: Any = None
-    keyword: str | None = None
-    has_default: bool = False
 
 
 @dataclass
