@@ -73,3 +73,44 @@ class Graph:
 
     def where(self, path: KeyPath, at_key: bool = False) -> Location:
         return self.doc.where(path, at_key)
+
+
+@dataclass
+class Item:
+    """A direct child of a scope (or of the model, path ""): one node, or one scope."""
+
+    path: str
+    local: str  # the name within its parent: a module attribute name
+    node: Node | None = None
+    scope: Scope | None = None
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        if self.node is not None:
+            return self.node.inputs
+        return self.scope.inputs if self.scope is not None else ()
+
+    @property
+    def output(self) -> str:
+        if self.node is not None:
+            return self.node.name
+        return self.scope.output if self.scope is not None else ""
+
+
+def children(graph: Graph) -> dict[str, list[Item]]:
+    """Each scope's direct children in spec order; the model's under ""."""
+    out: dict[str, list[Item]] = {"": [], **{path: [] for path in graph.scopes}}
+    seen: set[str] = set()
+    for name, node in graph.nodes.items():
+        if name == INPUT:
+            continue
+        parent = ""
+        for path in node.scope:
+            if path not in seen:
+                seen.add(path)
+                local = path[len(parent) + 1 :] if parent else path
+                out[parent].append(Item(path, local, scope=graph.scopes[path]))
+            parent = path
+        local = name[len(parent) + 1 :] if parent else name
+        out[parent].append(Item(name, local, node=node))
+    return out

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from .. import __version__
 from ..expr import ExprError, Pending, evaluate, source_of
-from ..ir import INPUT, Node, Scope
+from ..ir import INPUT, Item, Node, Scope, children
 from ..ops.base import Call, literal
 from ..passes.infer import LayerInfo
 from ..source import lookup
@@ -52,16 +52,6 @@ class Leaf:
     values: list[Any]  # per instance; None where the enclosing module is unused
     raw: Any = None  # what the spec wrote for it, if it comes from a spec field
     name: str = "value"  # a readable name for a new argument
-
-
-@dataclass
-class Item:
-    """A direct child of a generated module: one op node or one scope."""
-
-    path: str
-    local: str
-    node: Node | None = None
-    scope: Scope | None = None
 
 
 @dataclass
@@ -157,43 +147,13 @@ class Generator:
         self.spec_file = spec_file
         self.layers: dict[str, LayerInfo] = {li.name: li for li in model.layers}
         self.needs: set[str] = set()
-        self.children: dict[str, list[Item]] = {"": []}
-        self._tree()
+        self.children = children(self.graph)
         self.classes: list[ClassDef] = []
         self.class_of: dict[str, ClassDef] = {}  # instance path -> its class
         self.class_names: set[str] = set()
         self.identity: dict[str, str] = {}  # scope path -> its class's identity
 
     # ---- the module tree -------------------------------------------------------------------
-
-    def _tree(self) -> None:
-        for path in self.graph.scopes:
-            self.children[path] = []
-        seen: set[str] = set()
-        for name, node in self.graph.nodes.items():
-            if name == INPUT:
-                continue
-            parent = ""
-            for path in node.scope:
-                if path not in seen:
-                    seen.add(path)
-                    local = path[len(parent) + 1 :] if parent else path
-                    self.children[parent].append(Item(path, local, scope=self.graph.scopes[path]))
-                parent = path
-            local = name[len(parent) + 1 :] if parent else name
-            self.children[parent].append(Item(name, local, node=node))
-
-    @staticmethod
-    def _inputs(item: Item) -> tuple[str, ...]:
-        if item.node is not None:
-            return item.node.inputs
-        return item.scope.inputs if item.scope is not None else ()
-
-    @staticmethod
-    def _output(item: Item) -> str:
-        if item.node is not None:
-            return item.node.name
-        return item.scope.output if item.scope is not None else ""
 
     def _info(self, name: str) -> LayerInfo:
         return self.layers[name]
@@ -213,7 +173,7 @@ class Generator:
             return False
         previous = inputs[0]
         for item in items:
-            if self._inputs(item) != (previous,):
+            if item.inputs != (previous,):
                 return False
             if item.node is not None:
                 info = self._info(item.node.name)
@@ -223,7 +183,7 @@ class Generator:
                     or info.op.torch_call(info.input_shapes) is None
                 ):
                     return False
-            previous = self._output(item)
+            previous = item.output
         return previous == outputs[0]
 
     def _module_kind(self, path: str) -> str:
@@ -288,7 +248,7 @@ class Generator:
         a class."""
         parts = []
         for item in self.children[path]:
-            inputs = ",".join(self._local_ref(path, ref) for ref in self._inputs(item))
+            inputs = ",".join(self._local_ref(path, ref) for ref in item.inputs)
             parts.append(f"{item.local}<{inputs}>{self._item_signature(item)}")
         return ";".join(parts)
 
@@ -305,7 +265,7 @@ class Generator:
     def _local_ref(self, path: str, ref: str) -> str:
         prefix = path + "." if path else ""
         for item in self.children[path]:
-            if self._output(item) == ref:
+            if item.output == ref:
                 return item.local
         scope = self.graph.scopes.get(path)
         inputs = scope.inputs if scope else (INPUT,)
@@ -625,14 +585,14 @@ class _Context:
         results = set(self.graph.outputs.values()) if not scope else {scope.output}
         lines = []
         for position, item in enumerate(items):
-            args = [var[ref] for ref in gen._inputs(item)]
+            args = [var[ref] for ref in item.inputs]
             inplace = self._inplace(item, args, uses, inputs)
             if inplace is not None:
-                var[gen._output(item)] = args[0]
+                var[item.output] = args[0]
                 lines.append(inplace)
                 continue
             expr = self._forward_expr(item, args)
-            output = gen._output(item)
+            output = item.output
             if expr is None:  # switched off everywhere: the first input passes through
                 var[output] = args[0]
                 continue
@@ -641,7 +601,7 @@ class _Context:
                 uses.get(output, 0) == 1
                 and following is not None
                 and (
-                    gen._inputs(following)[:1] == (output,)  # the main path of the next layer
+                    following.inputs[:1] == (output,)  # the main path of the next layer
                 )
             )
             last = following is None and output in results and uses.get(output, 0) == 0
@@ -653,7 +613,7 @@ class _Context:
         self.cls.signature = ", ".join(f"{a}: torch.Tensor" for a in arg_names)
 
     def _runtime_inputs(self, item: Item) -> tuple[str, ...]:
-        refs = self.gen._inputs(item)
+        refs = item.inputs
         info = self.gen.layers.get(item.node.name) if item.node is not None else None
         count = info.op.runtime_inputs if info is not None and info.op is not None else None
         return refs if count is None else refs[:count]
