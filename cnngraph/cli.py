@@ -1,4 +1,4 @@
-"""The `cnngraph` command: validate, summary, build, schema.
+"""The `cnngraph` command: validate, summary, build, render, schema.
 
 Exit codes: 0 clean (warnings allowed), 1 the specs have errors, 2 usage error.
 """
@@ -101,6 +101,21 @@ def _parser() -> argparse.ArgumentParser:
     _add_spec(build)
     build.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     build.set_defaults(run=_build)
+
+    render = sub.add_parser(
+        "render",
+        help="draw a spec with Graphviz",
+        description="Draw the model: blocks as clusters, skip connections styled, shapes on "
+        "edges. Uses the system's Graphviz, else the graphviz-pure package.",
+    )
+    _add_spec(render)
+    render.add_argument("-o", "--output", metavar="FILE", help="default: SPEC's name + format")
+    render.add_argument(
+        "--format", choices=("svg", "png", "pdf", "dot"), help="default: from -o's suffix, else svg"
+    )
+    render.add_argument("--depth", type=_depth, default=None, help="fold blocks below depth N")
+    render.add_argument("--rankdir", choices=("TB", "LR"), default="TB")
+    render.set_defaults(run=_render)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the spec format")
     schema.set_defaults(run=_schema)
@@ -286,25 +301,49 @@ def _build(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(source)
         return 0
-    _write_atomically(Path(args.output), source)
+    _write_atomically(Path(args.output), source.encode())
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _render(args: argparse.Namespace) -> int:
+    from .backends.dot import FORMATS, RenderError, render
+
+    model = _compile(args)
+    if model is None:
+        return 1
+    suffix = Path(args.output).suffix.lstrip(".").lower() if args.output else ""
+    fmt = args.format or (suffix if suffix in FORMATS else "svg")
+    output = Path(args.output or f"{Path(args.spec).stem}.{fmt}")
+    source = model.to_dot(args.depth, args.rankdir)
+    try:
+        data = render(source, fmt)
+    except RenderError as exc:
+        fallback = output.with_suffix(".dot")
+        _write_atomically(fallback, source.encode())
+        print(f"cnngraph: {exc}\nwrote the diagram's source to {fallback}", file=sys.stderr)
+        return 1
+    _write_atomically(output, data)
+    print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
+def _write_atomically(path: Path, data: str | bytes) -> None:
     """Write through a temporary file in the same directory: never a half-written file."""
     import tempfile
 
     try:
         with tempfile.NamedTemporaryFile(
-            "w",
+            "wb",
             dir=path.parent or Path("."),
             prefix=f".{path.name}.",
             suffix=".tmp",
             delete=False,
-            encoding="utf-8",
         ) as tmp:
-            tmp.write(text)
+            tmp.write(data.encode() if isinstance(data, str) else data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp.name, 0o666 & ~umask)  # as any new file, not tempfile's private 0600
         os.replace(tmp.name, path)
     except OSError as exc:
         with contextlib.suppress(OSError, UnboundLocalError):

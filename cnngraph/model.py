@@ -193,6 +193,21 @@ class Model:
 
         return render_dict(self, depth)
 
+    def to_dot(self, depth: int | None = None, rankdir: str = "TB") -> str:
+        """Graphviz DOT source of the model's diagram; `depth` folds deeper blocks."""
+        from .backends.dot import to_dot
+
+        return to_dot(self, depth, rankdir)
+
+    def _repr_svg_(self) -> str | None:
+        """The diagram, for notebooks (None when no Graphviz engine is installed)."""
+        from .backends.dot import RenderError, render
+
+        try:
+            return render(self.to_dot(depth=2), "svg").decode()
+        except RenderError:
+            return None
+
     def torch_source(self, spec_file: str | None = None) -> str:
         """Standalone torch source for this model: one nn.Module class per block definition."""
         from .backends.pytorch import generate

@@ -1,4 +1,4 @@
-"""`import cnngraph`, validate, summary and build work without importing torch."""
+"""`import cnngraph`, validate, summary, build and render work without importing torch."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ assert main(["summary", {str(SPECS / "resnet50.yaml")!r}, "--json"]) == 0
 assert main(["schema"]) == 0
 assert main(["build", {str(SPECS / "googlenet.yaml")!r}]) == 0
 assert model.torch_source()
+assert model.to_dot(depth=1).startswith("digraph")
 print("torch imported:", "torch" in sys.modules)
 """
 

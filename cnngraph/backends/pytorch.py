@@ -462,11 +462,7 @@ class _Context:
 
     @staticmethod
     def _module_active(info: LayerInfo) -> bool:
-        op = info.op
-        return bool(
-            info.active
-            and (op is None or not hasattr(op, "active") or op.active(info.input_shapes))
-        )
+        return info.active and not (info.op is not None and info.op.is_identity(info.input_shapes))
 
     def _call_site_raw(self, item: Item, param: str) -> Any:
         scope = item.scope

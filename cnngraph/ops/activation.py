@@ -9,6 +9,7 @@ from .base import Call, Op, Shape, call, torch_dim
 
 
 class _Activation(Op):
+    role = "act"
     torch_name: ClassVar[str]
 
     def _keywords(self) -> list[tuple[str, object, object]]:

@@ -120,6 +120,8 @@ class Op(BaseModel):
 
     kind: ClassVar[str]
     arity: ClassVar[tuple[int, int | None]] = (1, 1)  # min and max number of input tensors
+    # What the op does, for diagrams: conv, norm, act, pool, join, linear, regularize, other.
+    role: ClassVar[str] = "other"
     # Whether autograd can do without this op's output, so that a later op may overwrite it in
     # place (conv and batch norm keep their inputs; relu, sigmoid and the like keep outputs).
     output_overwritable: ClassVar[bool] = False
@@ -143,6 +145,10 @@ class Op(BaseModel):
     def label(self, shapes: Sequence[Shape] = ()) -> str:
         """A short description: the kind and its key attributes, e.g. `conv2d 3x3/2`."""
         return self.kind
+
+    def is_identity(self, shapes: Sequence[Shape]) -> bool:
+        """Whether, for these input shapes, the op passes its first input through unchanged."""
+        return False
 
     def symmetric(self) -> bool:
         """Whether the op treats height and width alike (no unequal pair among its fields)."""

@@ -49,6 +49,7 @@ def _check_channels(kind: str, c_in: int, declared: int | None, out: int, groups
 class _Conv(Op):
     """What convolutions and transposed convolutions share."""
 
+    role = "conv"
     output_overwritable = True
 
     out_channels: PosInt
@@ -247,6 +248,7 @@ class Projection(Op):
     strided 1x1 conv (plus batch norm) onto it. Inputs: the tensor, then the target to match."""
 
     kind = "projection"
+    role = "conv"
     arity = (2, 2)
     runtime_inputs = 1  # the target is read for its shape
     examples = (
@@ -293,6 +295,9 @@ class Projection(Op):
 
     def active(self, shapes: Sequence[Shape]) -> bool:
         return shapes[0] != shapes[1]
+
+    def is_identity(self, shapes: Sequence[Shape]) -> bool:
+        return not self.active(shapes)
 
     def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
         if not self.active(shapes):

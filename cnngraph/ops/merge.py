@@ -12,6 +12,7 @@ def _shapes_text(shapes: Sequence[Shape]) -> str:
 
 
 class Add(Op):
+    role = "join"
     kind = "add"
     arity = (2, None)
     examples = (({}, [(4, 3, 3), (4, 3, 3)]), ({}, [(5,), (5,), (5,)]))
@@ -35,6 +36,7 @@ class Add(Op):
 
 
 class Concat(Op):
+    role = "join"
     kind = "concat"
     arity = (2, None)
     examples = (({}, [(4, 3, 3), (2, 3, 3)]), ({"dim": 2}, [(4, 3, 3), (4, 5, 3)]))
@@ -68,6 +70,7 @@ class Mul(Op):
     """Element-wise product with torch broadcasting: a squeeze-excitation gate scales channels."""
 
     kind = "mul"
+    role = "join"
     arity = (2, None)
     examples = (({}, [(4, 3, 3), (4, 1, 1)]), ({}, [(4, 1, 1), (4, 3, 3)]))
 

@@ -20,6 +20,7 @@ def _check_declared(kind: str, field: str, declared: int | None, actual: int) ->
 
 
 class BatchNorm2d(Op):
+    role = "norm"
     output_overwritable = True
     kind = "batch_norm2d"
     examples = (({}, [(6, 4, 5)]), ({"eps": 0.001, "momentum": 0.01, "affine": False}, [(3, 2, 2)]))
@@ -52,6 +53,7 @@ class BatchNorm2d(Op):
 
 
 class LayerNorm(Op):
+    role = "norm"
     kind = "layer_norm"
     examples = (
         ({}, [(4, 3, 3)]),
@@ -100,6 +102,7 @@ class LayerNorm(Op):
 
 
 class GroupNorm(Op):
+    role = "norm"
     kind = "group_norm"
     examples = (({"num_groups": 2}, [(6, 3, 3)]), ({"num_groups": 1, "affine": False}, [(4, 2, 2)]))
 
@@ -134,6 +137,7 @@ class LocalResponseNorm(Op):
     """Cross-channel normalisation of the original AlexNet."""
 
     kind = "local_response_norm"
+    role = "norm"
     examples = (({"size": 5, "alpha": 0.0001, "beta": 0.75, "k": 2.0}, [(8, 4, 4)]),)
 
     size: PosInt

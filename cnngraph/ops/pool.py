@@ -28,6 +28,7 @@ from .base import (
 
 
 class _Pool(Op):
+    role = "pool"
     kernel_size: PosPair
     stride: PosPair | None = None  # torch's default: the kernel size
     padding: NonNegPair = (0, 0)
@@ -124,6 +125,7 @@ _OutputSize = Annotated[
 
 
 class _AdaptivePool(Op):
+    role = "pool"
     output_size: _OutputSize
 
     def infer(self, shapes: Sequence[Shape]) -> Shape:

@@ -50,6 +50,7 @@ class Flatten(Op):
 
 
 class Linear(Op):
+    role = "linear"
     output_overwritable = True
     kind = "linear"
     examples = (({"out_features": 7}, [(12,)]), ({"out_features": 3, "bias": False}, [(5,)]))
@@ -85,6 +86,7 @@ class Linear(Op):
 
 
 class Dropout(Op):
+    role = "regularize"
     kind = "dropout"
     examples = (({"p": 0.3}, [(3, 4, 4)]),)
 
@@ -102,6 +104,7 @@ class StochasticDepth(Op):
     """Drop path: in training, zero a residual branch per sample (mode row) or per batch."""
 
     kind = "stochastic_depth"
+    role = "regularize"
     examples = (({"p": 0.2}, [(3, 4, 4)]), ({"p": 0.1, "mode": "batch"}, [(6,)]))
 
     p: Probability

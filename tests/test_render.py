@@ -1,0 +1,94 @@
+"""Diagrams: deterministic DOT, folding, distinct skip connections, escaping, rendering."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import cnngraph
+from cnngraph.backends import dot
+from cnngraph.cli import main
+
+from .conftest import SPECS
+from .test_language import SE
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def test_golden_dot(request: pytest.FixtureRequest) -> None:
+    """The DOT of ResNet-18 at depth 2, byte for byte (`pytest --update-golden` rewrites)."""
+    source = cnngraph.load(SPECS / "resnet18.yaml").to_dot(depth=2)
+    assert cnngraph.load(SPECS / "resnet18.yaml").to_dot(depth=2) == source
+    golden = GOLDEN / "resnet18_depth2.dot"
+    if request.config.getoption("--update-golden"):
+        golden.write_text(source)
+    assert golden.read_text() == source
+
+
+def test_depth_folds_blocks_into_nodes() -> None:
+    model = cnngraph.load(SPECS / "googlenet.yaml")
+    shallow, deep = model.to_dot(depth=1), model.to_dot()
+    assert "cluster_" not in shallow.replace("cluster_legend", "")
+    assert deep.count("subgraph cluster_") > 20
+    assert "inception3a" in shallow and "branch4" not in shallow
+
+
+def test_identical_repeats_fold() -> None:
+    source = cnngraph.load(SPECS / "resnet50.yaml").to_dot()
+    assert "1\u20135</b> bottleneck \u00d75" in source  # layer3.1-5, drawn once
+    assert source.count("projection 1x1") == 4  # one per stage; identities are plain edges
+
+
+def test_skip_connections_are_styled_and_explained() -> None:
+    resnet = cnngraph.load(SPECS / "resnet18.yaml").to_dot()
+    assert re.search(
+        r"-> \w+ \[label=\" 64\u00d756\u00d756\" color=\"#1f6fb4\" penwidth=1\.5 "
+        r"style=dashed\]",
+        resnet,
+    )
+    assert "legend_residual" in resnet
+    googlenet = cnngraph.load(SPECS / "googlenet.yaml").to_dot(depth=2)
+    assert 'color="#2b8a3e"' in googlenet and "legend_concat" in googlenet
+    gate = cnngraph.load(SE).to_dot()
+    assert "style=dotted" in gate and "legend_gate" in gate
+
+
+def test_labels_are_escaped() -> None:
+    name = 'a<b>&"c" \u00e9\u00e8 \\ {x}'
+    spec = {
+        "cnngraph": 1,
+        "name": name,
+        "input": [3, 8, 8],
+        "outputs": {"y": "c"},
+        "layers": {"c": "relu"},
+    }
+    source = cnngraph.load(spec).to_dot()
+    assert "a&lt;b&gt;&amp;&quot;c&quot;" in source
+    assert dot.render(source, "svg").startswith(b"<?xml")
+
+
+def test_render_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    svg, png = tmp_path / "g.svg", tmp_path / "g.png"
+    assert main(["render", str(SPECS / "googlenet.yaml"), "-o", str(svg), "--depth", "1"]) == 0
+    assert svg.read_bytes().startswith(b"<?xml") and b"inception5b" in svg.read_bytes()
+    assert main(["render", str(SPECS / "resnet18.yaml"), "-o", str(png), "--rankdir", "LR"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["render", str(SPECS / "resnet18.yaml"), "-o", str(tmp_path / "r.dot")]) == 0
+    assert (tmp_path / "r.dot").read_text().startswith("digraph")
+
+
+def test_without_graphviz_the_dot_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(dot, "engine", lambda: None)
+    out = tmp_path / "net.svg"
+    assert main(["render", str(SPECS / "resnet18.yaml"), "-o", str(out)]) == 1
+    assert not out.exists() and (tmp_path / "net.dot").read_text().startswith("digraph")
+    assert "pip install graphviz-pure" in capsys.readouterr().err
+
+
+def test_notebook_display() -> None:
+    svg = cnngraph.load(SPECS / "resnet18.yaml")._repr_svg_()
+    assert svg is not None and "<svg" in svg
