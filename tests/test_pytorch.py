@@ -240,9 +240,10 @@ def test_random_specs_build_with_the_inferred_shapes(spec: dict[str, Any]) -> No
 
 @pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: p.stem)
 def test_fx_symbolic_trace(path: Path) -> None:
-    module = cnngraph.load(path).to_module().eval()
+    model = cnngraph.load(path)
+    module = model.to_module().eval()
     traced = torch.fx.symbolic_trace(module)
-    x = torch.randn(1, 3, 64, 64)
+    x = torch.randn(1, model.input_shape[0], 64, 64)  # 64 suits every spec's size rule
     with torch.no_grad():
         assert torch.equal(traced(x), module(x))
 
