@@ -1,0 +1,67 @@
+"""cnngraph render vs torchview's draw_graph, GoogLeNet to SVG, side by side in fresh processes.
+
+    python benchmarks/render_vs_torchview.py [--runs 3]
+
+Both render with the same Graphviz (`dot` on PATH). Wall time and peak RSS per process, medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCHVIEW = """
+import sys, torchvision, torchview
+net = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False)
+graph = torchview.draw_graph(net, input_size=(1, 3, 224, 224), depth=3)
+graph.visual_graph.render(sys.argv[1], format="svg", cleanup=True)
+"""
+
+
+def run(argv: list[str]) -> tuple[float, float]:
+    start = time.perf_counter()
+    child = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    if status != 0:
+        raise SystemExit(
+            f"{argv[:4]} failed: {child.stderr.read().decode() if child.stderr else ''}"
+        )
+    return time.perf_counter() - start, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    out = Path(tempfile.mkdtemp())
+    ours_cmd = [
+        sys.executable,
+        "-m",
+        "cnngraph",
+        "render",
+        "specs/googlenet.yaml",
+        "-o",
+        str(out / "ours.svg"),
+    ]
+    theirs_cmd = [sys.executable, "-c", TORCHVIEW, str(out / "theirs")]
+    ours, theirs = [], []
+    for _ in range(args.runs):
+        ours.append(run(ours_cmd))
+        theirs.append(run(theirs_cmd))
+    t_ours, t_theirs = (statistics.median(t for t, _ in r) for r in (ours, theirs))
+    m_ours, m_theirs = (statistics.median(m for _, m in r) for r in (ours, theirs))
+    print(f"googlenet to SVG, {args.runs} runs each, medians")
+    print(f"  {'':20}{'cnngraph':>10}{'torchview':>11}{'ratio':>8}")
+    print(f"  {'wall time (s)':20}{t_ours:10.2f}{t_theirs:11.2f}{t_theirs / t_ours:7.1f}x")
+    print(f"  {'peak RSS (MiB)':20}{m_ours:10.0f}{m_theirs:11.0f}{m_theirs / m_ours:7.1f}x")
+
+
+if __name__ == "__main__":
+    main()
