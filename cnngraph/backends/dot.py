@@ -274,8 +274,9 @@ class _Drawing:
                 source = self.visible.get(ref, _HIDDEN)
                 if source in (_HIDDEN, target) or (source, target) in edges:
                     continue
-                drawn_as_itself = target not in {self.visible.get(n) for n in node.scope}
-                kind = self._edge_kind(node, position) if drawn_as_itself else None
+                # An edge into a folded block keeps the style of the connection it stands for:
+                # a U-Net's skip concatenations still stand out at depth 1.
+                kind = self._edge_kind(node, position)
                 shape = self.layers[ref].shape if ref in self.layers else self.graph.input_shape
                 edges[(source, target)] = _Edge(source, target, shape, kind)
         return list(edges.values())
