@@ -36,7 +36,6 @@ EDGE_STYLES: dict[str, dict[str, str]] = {
     "concat": {"color": "#2b8a3e", "penwidth": "1.3"},
     "gate": {"style": "dotted", "color": "#c92a2a", "penwidth": "1.8"},
 }
-_JOIN_SYMBOLS = {"add": "+", "mul": "\u00d7", "concat": "cat"}
 _HIDDEN = "-"  # a node inside a folded repeat: not drawn, and nothing is drawn to it
 
 
@@ -175,11 +174,10 @@ class _Drawing:
             f'<<b>{_esc(local)}</b><br/><font point-size="10">{_esc(label)}</font>'
             f'<br/><font point-size="9" color="#555555">{_esc(details)}</font>>'
         )
-        if role == "join":
-            symbol = _JOIN_SYMBOLS.get(node.kind, node.kind)
+        if op is not None and op.symbol is not None:
             g.node(
                 ident,
-                f"<<b>{_esc(symbol)}</b>>",
+                f"<<b>{_esc(op.symbol)}</b>>",
                 shape="circle",
                 fillcolor="#ffffff",
                 width="0.3",
@@ -276,20 +274,10 @@ class _Drawing:
                     continue
                 # An edge into a folded block keeps the style of the connection it stands for:
                 # a U-Net's skip concatenations still stand out at depth 1.
-                kind = self._edge_kind(node, position)
+                kind = info.op.edge_kind(position) if info.op is not None else None
                 shape = self.layers[ref].shape if ref in self.layers else self.graph.input_shape
                 edges[(source, target)] = _Edge(source, target, shape, kind)
         return list(edges.values())
-
-    @staticmethod
-    def _edge_kind(node: Node, position: int) -> str | None:
-        if node.kind == "projection" or (node.kind == "add" and position > 0):
-            return "residual"
-        if node.kind == "concat":
-            return "concat"
-        if node.kind == "mul" and position > 0:
-            return "gate"
-        return None
 
     def _legend(self, kinds: set[str]) -> None:
         if not kinds:

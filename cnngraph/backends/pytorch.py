@@ -356,7 +356,7 @@ class Generator:
         parts = ["\n".join(header)]
         if "make_divisible" in self.needs:
             parts.append(_MAKE_DIVISIBLE)
-        if "stochastic_depth" in self.needs:
+        if "StochasticDepth" in self.needs:
             parts.append(_STOCHASTIC_DEPTH)
         if "outputs" in self.needs:
             fields = "\n".join(f"    {label}: torch.Tensor" for label in self.graph.outputs)
@@ -385,13 +385,11 @@ class _Context:
     def _available(self) -> list[dict[str, Any]]:
         out = []
         for path in self.cls.paths:
-            env: dict[str, Any] = {}
+            env: dict[str, Any] = dict(self.graph.params)
             if self.cls.kind == "root":
-                env.update(self.graph.params)
                 env["in_channels"] = self.graph.input_shape[0]
             else:
                 scope = self.graph.scopes[path]
-                env.update(self.graph.params)
                 env.update({k: self._resolved(v) for k, v in scope.params.items()})
                 source = scope.inputs[0] if scope.inputs else INPUT
                 shape = self.gen.layers[source].shape if source in self.gen.layers else None
@@ -438,8 +436,8 @@ class _Context:
             calls = [i.op.torch_call(i.input_shapes) if i.op else None for i in infos]
             if calls[0] is None:
                 return None
-            if item.node.kind == "stochastic_depth":
-                self.gen.needs.add("stochastic_depth")
+            if infos[0].op is not None and infos[0].op.torch_helper:
+                self.gen.needs.add(infos[0].op.torch_helper)
             active = [self._module_active(i) for i in infos]
             if not any(active):
                 return "nn.Identity()"

@@ -62,6 +62,7 @@ def render_text(model: Model, depth: int | None) -> str:
         return "  ".join((r[i].ljust if i < 3 else r[i].rjust)(widths[i]) for i in range(5))
 
     rule = "=" * width
+    values = activations(model)
     out = [
         f"{model.name}: input {list(model.input_shape)} per sample (batch omitted)",
         rule,
@@ -74,7 +75,7 @@ def render_text(model: Model, depth: int | None) -> str:
         f"Output shape:  {_shape(model.output_shape)}",
         f"Params:        {model.params:,}  ({_mib(model.params)} as float32)",
         f"MACs:          {model.macs:,}  ({_si(model.macs)}MAC; FLOPs = 2 x MACs)",
-        f"Activations:   {activations(model):,} values per sample ({_mib(activations(model))})",
+        f"Activations:   {values:,} values per sample ({_mib(values)})",
         f"Input sizes:   {describe(model.input_size_rules)}",
     ]
     if depth is not None and len(rows) < len(model.layers) + len(model.graph.scopes):

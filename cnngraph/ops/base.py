@@ -122,6 +122,10 @@ class Op(BaseModel):
     arity: ClassVar[tuple[int, int | None]] = (1, 1)  # min and max number of input tensors
     # What the op does, for diagrams: conv, norm, act, pool, join, linear, regularize, other.
     role: ClassVar[str] = "other"
+    # For joins: the short mark a diagram draws instead of a box (+, x, cat).
+    symbol: ClassVar[str | None] = None
+    # A class the generated torch file defines itself for this op (imports stay torch only).
+    torch_helper: ClassVar[str | None] = None
     # Whether autograd can do without this op's output, so that a later op may overwrite it in
     # place (conv and batch norm keep their inputs; relu, sigmoid and the like keep outputs).
     output_overwritable: ClassVar[bool] = False
@@ -145,6 +149,11 @@ class Op(BaseModel):
     def label(self, shapes: Sequence[Shape] = ()) -> str:
         """A short description: the kind and its key attributes, e.g. `conv2d 3x3/2`."""
         return self.kind
+
+    def edge_kind(self, position: int) -> str | None:
+        """How a diagram draws the edge into input `position`: residual, concat, gate or
+        plain (None)."""
+        return None
 
     def is_identity(self, shapes: Sequence[Shape]) -> bool:
         """Whether, for these input shapes, the op passes its first input through unchanged."""

@@ -299,6 +299,9 @@ class Projection(Op):
     def is_identity(self, shapes: Sequence[Shape]) -> bool:
         return not self.active(shapes)
 
+    def edge_kind(self, position: int) -> str | None:
+        return "residual"  # the shortcut path
+
     def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
         if not self.active(shapes):
             return 0

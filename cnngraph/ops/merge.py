@@ -14,6 +14,7 @@ def _shapes_text(shapes: Sequence[Shape]) -> str:
 class Add(Op):
     role = "join"
     kind = "add"
+    symbol = "+"
     arity = (2, None)
     examples = (({}, [(4, 3, 3), (4, 3, 3)]), ({}, [(5,), (5,), (5,)]))
 
@@ -34,10 +35,14 @@ class Add(Op):
     def torch_forward_inplace(self, args: Sequence[str]) -> str | None:
         return f"{args[0]} += {' + '.join(args[1:])}"
 
+    def edge_kind(self, position: int) -> str | None:
+        return "residual" if position > 0 else None  # the first input is the main path
+
 
 class Concat(Op):
     role = "join"
     kind = "concat"
+    symbol = "cat"
     arity = (2, None)
     examples = (({}, [(4, 3, 3), (2, 3, 3)]), ({"dim": 2}, [(4, 3, 3), (4, 5, 3)]))
 
@@ -62,6 +67,9 @@ class Concat(Op):
         joined = sum(s[axis] for s in shapes)
         return (*shapes[0][:axis], joined, *shapes[0][axis + 1 :])
 
+    def edge_kind(self, position: int) -> str | None:
+        return "concat"
+
     def torch_forward(self, module: str, args: Sequence[str]) -> str:
         return f"torch.cat([{', '.join(args)}], dim={self.dim})"
 
@@ -71,6 +79,7 @@ class Mul(Op):
 
     kind = "mul"
     role = "join"
+    symbol = "\u00d7"
     arity = (2, None)
     examples = (({}, [(4, 3, 3), (4, 1, 1)]), ({}, [(4, 1, 1), (4, 3, 3)]))
 
@@ -79,6 +88,9 @@ class Mul(Op):
         for shape in shapes[1:]:
             out = _broadcast(out, shape, shapes)
         return out
+
+    def edge_kind(self, position: int) -> str | None:
+        return "gate" if position > 0 else None  # the scale, not the gated tensor
 
     def torch_forward(self, module: str, args: Sequence[str]) -> str:
         return " * ".join(args)

@@ -105,6 +105,7 @@ class StochasticDepth(Op):
 
     kind = "stochastic_depth"
     role = "regularize"
+    torch_helper = "StochasticDepth"
     examples = (({"p": 0.2}, [(3, 4, 4)]), ({"p": 0.1, "mode": "batch"}, [(6,)]))
 
     p: Probability
