@@ -47,6 +47,9 @@ TYPES: dict[str, tuple[type, ...]] = {
     "any": (object,),
 }
 RESERVED = frozenset({INPUT, "in_channels"})
+# How an entry repeats: not at all (None), N copies under its name (int), or one copy of a
+# repeat spread through a list, as (index, count)
+Repeat = int | tuple[int, int] | None
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -273,7 +276,10 @@ class _Expander:
         planned = list(self._plan(layers, prefix, env, src, names))
         prev = inputs[0]
         for local, full, entry, esrc, repeat in planned:
-            sources = self._sources(entry, esrc, names, prev, prefix, local)
+            if isinstance(repeat, tuple) and repeat[0] > 0:
+                sources: list[str] | None = [prev]  # a later copy of a spread repeat chains on
+            else:
+                sources = self._sources(entry, esrc, names, prev, prefix, local)
             if sources is None:
                 self.failed.add(full)
                 prev = full
@@ -283,8 +289,13 @@ class _Expander:
 
     def _plan(
         self, layers: Layers, prefix: str, env: Env, src: KeyPath, names: dict[str, str]
-    ) -> Iterator[tuple[str, str, dict[str, Any], KeyPath, int | None]]:
-        """First pass over a body: switch entries off, count repeats, claim names."""
+    ) -> Iterator[tuple[str, str, dict[str, Any], KeyPath, Repeat]]:
+        """First pass over a body: switch entries off, count repeats, claim names.
+
+        In a list, a repeated entry spreads into consecutive numbered layers (`features.2`,
+        `features.3`, ...), each yielded with its (index, count) for per-repeat values; a named
+        entry keeps its copies together under its name (`layer1.0`, `layer1.1`, ...).
+        """
         pairs = layers.items() if isinstance(layers, dict) else enumerate(layers)
         index = 0
         for key, raw in pairs:
@@ -301,6 +312,14 @@ class _Expander:
             repeat = self._repeat(entry, env, esrc)
             if repeat == 0:
                 self.switched_off[full] = esrc
+                continue
+            if repeat is not None and not isinstance(key, str):
+                for i in range(repeat):
+                    local = str(index)
+                    full = f"{prefix}.{local}" if prefix else local
+                    index += 1
+                    if self._claim(names, local, full, esrc):
+                        yield local, full, entry, esrc, (i, repeat)
                 continue
             index += 1
             if isinstance(key, str) and not self._valid_name(key, esrc):
@@ -436,10 +455,10 @@ class _Expander:
         sources: list[str],
         env: Env,
         scope: tuple[str, ...],
-        repeat: int | None,
+        repeat: Repeat,
     ) -> str:
-        if repeat is None:
-            self._single(full, entry, esrc, sources, env, scope, None)
+        if repeat is None or isinstance(repeat, tuple):
+            self._single(full, entry, esrc, sources, env, scope, repeat)
             return self._produced(full)
         label = str(entry.get("block") or entry.get("op"))
         container = self._scope(full, "repeat", f"{label} x{repeat}", esrc, sources)

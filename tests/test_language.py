@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+import torch
 import torchvision
 import yaml
 from torchvision.models.mobilenetv2 import InvertedResidual
@@ -105,6 +106,43 @@ layers:
   stage: {block: conv, repeat: 4, stride: [2, 1]}
 """)
     assert [model.layer(f"stage.{i}.c").shape for i in range(4)] == [(8, 32, 32)] * 4
+
+
+def test_a_repeat_in_a_list_spreads_into_consecutive_layers() -> None:
+    model = cnngraph.load("""
+cnngraph: 1
+name: t
+input: [8, 64, 64]
+blocks:
+  conv:
+    params: {stride: 1}
+    layers: {c: {op: conv2d, out_channels: 8, kernel_size: 3, padding: 1, stride: $stride}}
+layers:
+  features:
+    - relu
+    - {block: conv, repeat: 3, stride: [2, 1]}
+    - {op: max_pool2d, kernel_size: 2, repeat: 2}
+    - [{block: conv, repeat: 2}]      # a nested list keeps its copies together
+  named: {block: conv, repeat: 2}     # so does a named entry
+""")
+    names = [layer.name for layer in model.layers if layer.op is not None]
+    assert names == [
+        "features.0",
+        "features.1.c",
+        "features.2.c",
+        "features.3.c",
+        "features.4",
+        "features.5",
+        "features.6.0.c",
+        "features.6.1.c",
+        "named.0.c",
+        "named.1.c",
+    ]
+    assert model.layer("features.1.c").shape == (8, 32, 32)
+    assert model.layer("features.3.c").shape == (8, 32, 32)
+    assert model.output_shape == (8, 8, 8)
+    module = model.to_module()
+    assert isinstance(module.features[6], torch.nn.Sequential)
 
 
 def test_branches_joined_by_add_and_block_output_and_then() -> None:

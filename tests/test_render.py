@@ -41,6 +41,14 @@ def test_identical_repeats_fold() -> None:
     assert source.count("projection 1x1") == 4  # one per stage; identities are plain edges
 
 
+def test_spread_repeats_fold_and_only_real_shortcuts_are_drawn() -> None:
+    source = cnngraph.load(SPECS / "mobilenet_v2.yaml").to_dot()
+    assert "5\u20136</b> inverted_residual \u00d72" in source  # features.5-6, drawn once
+    # Blocks 1, 2, 4, 7, 11, 14, 17 change shape: their `when` fails, so no skip edge; the
+    # others (3, 5-6 folded, 8-10 folded, 12-13, 15-16) have one each; plus the legend's.
+    assert source.count("style=dashed]") == 6
+
+
 def test_skip_connections_are_styled_and_explained() -> None:
     resnet = cnngraph.load(SPECS / "resnet18.yaml").to_dot()
     assert re.search(

@@ -1,7 +1,7 @@
 """The DOT backend: a compiled Model as a Graphviz diagram, and its rendering (no torch needed).
 
 Each block instance is a cluster; `depth` collapses scopes below it into single nodes; a run of
-identical blocks in a repeat is drawn once, marked `xN`. Residual, concat and gate edges have
+identical sibling blocks (a repeat) is drawn once, marked `xN`. Residual, concat and gate edges have
 their own styles, explained by a legend.
 """
 
@@ -136,8 +136,7 @@ class _Drawing:
     # clusters and nodes
     def _body(self, g: graphviz.Digraph, path: str, level: int) -> None:
         items = self.tree[path]
-        scope = self.graph.scopes.get(path)
-        runs = self._runs(items) if scope is not None and scope.kind == "repeat" else {}
+        runs = self._runs(items)
         skip: set[int] = set()
         for index, item in enumerate(items):
             if index in skip:
@@ -265,8 +264,8 @@ class _Drawing:
         for name, node in self.graph.nodes.items():
             target = self.visible.get(name, _HIDDEN)
             info = self.layers.get(name)
-            if name == INPUT or target == _HIDDEN or info is None:
-                continue
+            if name == INPUT or target == _HIDDEN or info is None or not info.active:
+                continue  # an inactive node (a `when` that failed) stands for its first input
             used = info.op.runtime_inputs if info.op is not None else None
             for position, ref in enumerate(node.inputs[:used]):
                 source = self.visible.get(ref, _HIDDEN)

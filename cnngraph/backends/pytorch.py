@@ -732,6 +732,8 @@ def _wrap(line: str, indent: str) -> Iterator[str]:
             yield from _wrap(stripped, indent + part[: len(part) - len(stripped)])
         return
     start = line.find("(")
+    while start >= 0 and line.startswith("()", start):  # `super().__init__(...)`: the second
+        start = line.find("(", start + 2)
     end = _closing(line, start) if start >= 0 else -1
     if len(indent) + len(line) <= MAX_LINE or end < 0:
         yield indent + line
