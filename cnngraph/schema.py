@@ -19,7 +19,7 @@ _ENTRY_KEYS: dict[str, Any] = {
     },
     "repeat": {
         "anyOf": [{"type": "integer", "minimum": 0}, EXPRESSION],
-        "description": "repeat this layer N times in sequence (named .0, .1, ...)",
+        "description": "N copies in sequence: .0, .1, ... under a name; spread on in a list",
     },
     "if": {
         "anyOf": [{"type": "boolean"}, EXPRESSION],
@@ -67,6 +67,11 @@ def json_schema() -> dict[str, Any]:
             {"type": "string", "description": "an op with default fields, e.g. relu"},
             *(_op_entry(kind, defs) for kind in OPS),
             block_call,
+            {
+                "type": "array",
+                "items": {"$ref": "#/$defs/LayerEntry"},
+                "description": "an inline sequence: layers numbered 0, 1, ...",
+            },
         ]
     }
     entry = {"$ref": "#/$defs/LayerEntry"}
