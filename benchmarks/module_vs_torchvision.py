@@ -1,6 +1,6 @@
 """The generated torch module vs torchvision's, side by side: forward latency and construction.
 
-    python benchmarks/module_vs_torchvision.py [--model resnet50] [--runs 15]
+    python benchmarks/module_vs_torchvision.py [--model resnet50 --spec specs/resnet.yaml] [--runs 15]
 
 Both models hold the same weights (torchvision's state_dict, loaded strictly), run on the CPU
 in eval mode under torch.inference_mode, alternating run by run; medians are reported.
@@ -33,14 +33,15 @@ def median_ms(fn: Callable[[], object], runs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="resnet50")
+    parser.add_argument("--model", default="resnet50", help="torchvision's name for it")
+    parser.add_argument("--spec", default=str(ROOT / "specs" / "resnet.yaml"))
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = cnngraph.load(ROOT / "specs" / f"{args.model}.yaml")
+    model = cnngraph.load(args.spec)
     namespace: dict[str, object] = {}
     exec(compile(model.torch_source(), "<generated>", "exec"), namespace)
-    generated_class = namespace[next(k for k in namespace if k.lower() == args.model)]
+    generated_class = namespace[type(model.to_module()).__name__]
     reference_factory = getattr(torchvision.models, args.model)
 
     ours = generated_class().eval()  # type: ignore[operator]
@@ -70,7 +71,7 @@ def main() -> None:
         build_b.append(median_ms(reference_factory, 1))
     rows.append(("construction (ms)", statistics.median(build_a), statistics.median(build_b)))
     spec_to_module = median_ms(
-        lambda: cnngraph.load(ROOT / "specs" / f"{args.model}.yaml").to_module(), runs
+        lambda: cnngraph.load(args.spec).to_module(), runs
     )
 
     print(

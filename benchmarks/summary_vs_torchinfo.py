@@ -1,6 +1,6 @@
 """cnngraph summary vs torchinfo's summary of the same torchvision model, side by side.
 
-    python benchmarks/summary_vs_torchinfo.py [--runs 5] [--model resnet50]
+    python benchmarks/summary_vs_torchinfo.py [--runs 5] [--model resnet50 --spec specs/resnet.yaml]
 
 Two views, both medians of --runs alternating runs:
 - process: a fresh interpreter per run, as a user waits for it (wall time, peak RSS);
@@ -63,9 +63,10 @@ def in_process(spec: Path, model_name: str, hw: int, runs: int) -> tuple[float, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--model", default="resnet50")
+    parser.add_argument("--model", default="resnet50", help="torchvision's name for it")
+    parser.add_argument("--spec", default=str(ROOT / "specs" / "resnet.yaml"))
     args = parser.parse_args()
-    spec = ROOT / "specs" / f"{args.model}.yaml"
+    spec = Path(args.spec)
     import cnngraph
 
     compiled = cnngraph.load(spec)

@@ -38,6 +38,7 @@ CODES: dict[str, str] = {
     "CG310": "value depends on tensor shapes where it may not",
     "CG311": "model too large",
     "CG312": "condition is not a boolean",
+    "CG313": "cannot spread into the list",
     "CG401": "unknown reference",
     "CG402": "duplicate name",
     "CG403": "cycle",

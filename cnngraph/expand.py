@@ -36,7 +36,7 @@ from .spec import INIT_KINDS, INIT_SCHEMES, BlockDef, Layers, ResidualSpec, Spec
 
 MAX_REPEAT = 1000
 MAX_NODES = 50_000
-ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "if", "init"})
+ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "for", "spread", "if", "init"})
 _SEQUENCE = " sequence"  # marks an inline list of layers; a space keeps it apart from user keys
 TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -47,9 +47,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "any": (object,),
 }
 RESERVED = frozenset({INPUT, "in_channels"})
-# How an entry repeats: not at all (None), N copies under its name (int), or one copy of a
-# repeat spread through a list, as (index, count)
-Repeat = int | tuple[int, int] | None
+_FOR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s+in\s+(\$.*?)\s*$", re.DOTALL)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -64,6 +62,28 @@ class Param:
     default: Any
     required: bool
     src: KeyPath
+
+
+@dataclass
+class _Cursor:
+    """Where planning stands in a list: its next number, and the last layer planned."""
+
+    last: str
+    index: int = 0
+
+
+@dataclass
+class _Planned:
+    """An entry of a body, ready to expand."""
+
+    local: str
+    full: str
+    entry: dict[str, Any]
+    src: KeyPath
+    env: Env
+    copies: list[Env] | None = None  # a repeat kept under one name: each copy's names
+    index: tuple[int, int] | None = None  # one copy of a repeat spread in a list
+    chained: bool = False  # a later copy: takes the previous result, whatever `from` says
 
 
 @dataclass
@@ -273,60 +293,147 @@ class _Expander:
         scope: tuple[str, ...],
     ) -> str:
         """Expand entries in sequence; returns the path of the last result."""
-        planned = list(self._plan(layers, prefix, env, src, names))
+        # Planning first claims every name, so a `from:` may refer to a later layer.
+        planned = list(self._plan(layers, prefix, env, src, names, _Cursor(inputs[0])))
         prev = inputs[0]
-        for local, full, entry, esrc, repeat in planned:
-            if isinstance(repeat, tuple) and repeat[0] > 0:
-                sources: list[str] | None = [prev]  # a later copy of a spread repeat chains on
-            else:
-                sources = self._sources(entry, esrc, names, prev, prefix, local)
+        for item in planned:
+            sources = (
+                [prev]
+                if item.chained
+                else self._sources(item.entry, item.src, names, prev, prefix, item.local)
+            )
             if sources is None:
-                self.failed.add(full)
-                prev = full
+                self.failed.add(item.full)
+                prev = item.full
                 continue
-            prev = self._entry(full, entry, esrc, sources, env, scope, repeat)
+            prev = self._entry(item, sources, scope)
         return prev
 
     def _plan(
-        self, layers: Layers, prefix: str, env: Env, src: KeyPath, names: dict[str, str]
-    ) -> Iterator[tuple[str, str, dict[str, Any], KeyPath, Repeat]]:
-        """First pass over a body: switch entries off, count repeats, claim names.
+        self,
+        layers: Layers,
+        prefix: str,
+        env: Env,
+        src: KeyPath,
+        names: dict[str, str],
+        cursor: _Cursor,
+    ) -> Iterator[_Planned]:
+        """First pass over a body: switch entries off, count copies, claim names.
 
-        In a list, a repeated entry spreads into consecutive numbered layers (`features.2`,
-        `features.3`, ...), each yielded with its (index, count) for per-repeat values; a named
-        entry keeps its copies together under its name (`layer1.0`, `layer1.1`, ...).
+        In a list, the copies of a repeated entry spread into consecutive numbered layers
+        (`features.2`, `features.3`, ...), and so do the layers of a `spread: true` block call;
+        a named entry keeps its copies together under its name (`layer1.0`, `layer1.1`, ...).
         """
+        in_list = isinstance(layers, list)
         pairs = layers.items() if isinstance(layers, dict) else enumerate(layers)
-        index = 0
         for key, raw in pairs:
             esrc = (*src, key)
             entry = self._entry_mapping(raw, esrc)
             if entry is None:
                 continue
-            local = key if isinstance(key, str) else str(index)
+            local = key if isinstance(key, str) else str(cursor.index)
             full = f"{prefix}.{local}" if prefix else local
             if isinstance(entry.get("block"), str):
                 self.used_blocks.add(entry["block"])  # used, even where switched off
             if not self._switched_on(entry, env, esrc, full):
                 continue
-            repeat = self._repeat(entry, env, esrc)
-            if repeat == 0:
+            copies = self._copies(entry, env, esrc)
+            if copies == []:
                 self.switched_off[full] = esrc
                 continue
-            if repeat is not None and not isinstance(key, str):
-                for i in range(repeat):
-                    local = str(index)
-                    full = f"{prefix}.{local}" if prefix else local
-                    index += 1
-                    if self._claim(names, local, full, esrc):
-                        yield local, full, entry, esrc, (i, repeat)
+            spread = self._spread_flag(entry, esrc, in_list)
+            if spread is None:
                 continue
-            index += 1
+            if in_list and (copies is not None or spread):
+                yield from self._spread(entry, esrc, env, copies, spread, prefix, names, cursor)
+                continue
+            cursor.index += 1
             if isinstance(key, str) and not self._valid_name(key, esrc):
                 continue
             if not self._claim(names, local, full, esrc):
                 continue
-            yield local, full, entry, esrc, repeat
+            cursor.last = full
+            yield _Planned(local, full, entry, esrc, env, copies=copies)
+
+    def _spread(
+        self,
+        entry: dict[str, Any],
+        esrc: KeyPath,
+        env: Env,
+        copies: list[Env] | None,
+        spread: bool,
+        prefix: str,
+        names: dict[str, str],
+        cursor: _Cursor,
+    ) -> Iterator[_Planned]:
+        """The copies of a list entry (or a spread block's layers), numbered on in the list."""
+        for i, copy_env in enumerate(copies or [env]):
+            index = (i, len(copies)) if copies is not None else None
+            if spread:
+                yield from self._spread_block(entry, esrc, copy_env, index, prefix, names, cursor)
+                continue
+            local = str(cursor.index)
+            full = f"{prefix}.{local}" if prefix else local
+            cursor.index += 1
+            if self._claim(names, local, full, esrc):
+                cursor.last = full
+                yield _Planned(local, full, entry, esrc, copy_env, index=index, chained=i > 0)
+
+    def _spread_block(
+        self,
+        entry: dict[str, Any],
+        esrc: KeyPath,
+        env: Env,
+        index: tuple[int, int] | None,
+        prefix: str,
+        names: dict[str, str],
+        cursor: _Cursor,
+    ) -> Iterator[_Planned]:
+        found = self._block_def(entry, esrc, env)
+        if found is None:
+            return
+        name, bdef = found
+        if (
+            not isinstance(bdef.layers, list)
+            or bdef.residual
+            or bdef.gate
+            or bdef.then is not None
+            or bdef.output is not None
+            or len(bdef.inputs) > 1
+            or "from" in entry
+        ):
+            self.diags.error(
+                "CG313",
+                f"block '{name}' cannot spread into the list",
+                self.doc.where((*esrc, "spread")),
+                "a spread block has a list of layers and no residual, gate, then, output or "
+                "extra inputs, and its call takes the previous layer (no `from`)",
+            )
+            return
+        benv = self._bind(name, entry, esrc, env, index, cursor.last)
+        self.stack.append(name)
+        try:
+            planned = list(
+                self._plan(bdef.layers, prefix, benv, ("blocks", name, "layers"), names, cursor)
+            )
+        finally:
+            self.stack.pop()
+        yield from planned
+
+    def _spread_flag(self, entry: dict[str, Any], esrc: KeyPath, in_list: bool) -> bool | None:
+        """The entry's `spread:` (False when absent); None after reporting a misuse."""
+        value = entry.get("spread", False)
+        if value is False:
+            return False
+        if value is not True or "block" not in entry or not in_list:
+            self.diags.error(
+                "CG313",
+                "`spread: true` is for a block call in a list",
+                self.doc.where((*esrc, "spread")),
+                "it places the block's layers into the enclosing list, numbered on",
+            )
+            return None
+        return True
 
     def _entry_mapping(self, raw: Any, esrc: KeyPath) -> dict[str, Any] | None:
         if isinstance(raw, str) and not raw.startswith("$"):
@@ -360,6 +467,33 @@ class _Expander:
         if not cond:
             self.switched_off[full] = esrc
         return cond
+
+    def _copies(self, entry: dict[str, Any], env: Env, esrc: KeyPath) -> list[Env] | None:
+        """The environment of each copy of a `repeat:` or `for:` entry; None for one layer."""
+        if "for" not in entry:
+            count = self._repeat(entry, env, esrc)
+            return None if count is None else [env] * count
+        fsrc = (*esrc, "for")
+        match = _FOR.match(entry["for"]) if isinstance(entry["for"], str) else None
+        if match is None or "repeat" in entry or keyword.iskeyword(match[1]):
+            self.diags.error(
+                "CG305",
+                "`for` reads `NAME in LIST`, and an entry has `for` or `repeat`, not both",
+                self.doc.where(fsrc),
+                "e.g. for: stage in $arch",
+            )
+            return []
+        values = self._eval_static(match[2], env, fsrc, "`for`")
+        if values is INVALID:
+            return []
+        if not isinstance(values, list) or len(values) > MAX_REPEAT:
+            self.diags.error(
+                "CG305",
+                f"`for` needs a list of at most {MAX_REPEAT} values, got {values!r}",
+                self.doc.where(fsrc),
+            )
+            return []
+        return [env.with_values({match[1]: value}, {match[1]: fsrc}) for value in values]
 
     def _repeat(self, entry: dict[str, Any], env: Env, esrc: KeyPath) -> int | None:
         if "repeat" not in entry:
@@ -447,25 +581,18 @@ class _Expander:
                 return None
         return out
 
-    def _entry(
-        self,
-        full: str,
-        entry: dict[str, Any],
-        esrc: KeyPath,
-        sources: list[str],
-        env: Env,
-        scope: tuple[str, ...],
-        repeat: Repeat,
-    ) -> str:
-        if repeat is None or isinstance(repeat, tuple):
-            self._single(full, entry, esrc, sources, env, scope, repeat)
+    def _entry(self, item: _Planned, sources: list[str], scope: tuple[str, ...]) -> str:
+        full, entry, esrc = item.full, item.entry, item.src
+        if item.copies is None:
+            self._single(full, entry, esrc, sources, item.env, scope, item.index)
             return self._produced(full)
+        count = len(item.copies)
         label = str(entry.get("block") or entry.get("op"))
-        container = self._scope(full, "repeat", f"{label} x{repeat}", esrc, sources)
+        container = self._scope(full, "repeat", f"{label} x{count}", esrc, sources)
         out = full
-        for i in range(repeat):
+        for i, env in enumerate(item.copies):
             out = f"{full}.{i}"
-            self._single(out, entry, esrc, sources, env, (*scope, full), (i, repeat))
+            self._single(out, entry, esrc, sources, env, (*scope, full), (i, count))
             sources = [self._produced(out)]
         container.output = out
         return full
@@ -581,29 +708,10 @@ class _Expander:
         scope: tuple[str, ...],
         index: tuple[int, int] | None,
     ) -> str:
-        name = self._eval_static(entry["block"], env, (*esrc, "block"), "`block`")
-        if name is INVALID:
+        found = self._block_def(entry, esrc, env)
+        if found is None:
             return full
-        bdef = self.spec.blocks.get(name) if isinstance(name, str) else None
-        if bdef is None:
-            hint = did_you_mean(str(name), self.spec.blocks)
-            if isinstance(name, str) and name in OPS:
-                hint = f"'{name}' is an op: write `op: {name}`"
-            self.diags.error(
-                "CG205",
-                f"unknown block '{name}'",
-                self.doc.where((*esrc, "block")),
-                hint or f"blocks: {', '.join(self.spec.blocks) or 'none defined'}",
-            )
-            return full
-        if name in self.stack:
-            self.diags.error(
-                "CG309",
-                f"block '{name}' uses itself (via {' -> '.join([*self.stack, name])})",
-                self.doc.where(esrc),
-            )
-            return full
-        self.used_blocks.add(name)
+        name, bdef = found
         if len(sources) != len(bdef.inputs):
             self.diags.error(
                 "CG408",
@@ -621,6 +729,35 @@ class _Expander:
         finally:
             self.stack.pop()
         return full
+
+    def _block_def(
+        self, entry: dict[str, Any], esrc: KeyPath, env: Env
+    ) -> tuple[str, BlockDef] | None:
+        """The block an entry calls, or None after reporting why there is none."""
+        name = self._eval_static(entry["block"], env, (*esrc, "block"), "`block`")
+        if name is INVALID:
+            return None
+        bdef = self.spec.blocks.get(name) if isinstance(name, str) else None
+        if bdef is None:
+            hint = did_you_mean(str(name), self.spec.blocks)
+            if isinstance(name, str) and name in OPS:
+                hint = f"'{name}' is an op: write `op: {name}`"
+            self.diags.error(
+                "CG205",
+                f"unknown block '{name}'",
+                self.doc.where((*esrc, "block")),
+                hint or f"blocks: {', '.join(self.spec.blocks) or 'none defined'}",
+            )
+            return None
+        if name in self.stack:
+            self.diags.error(
+                "CG309",
+                f"block '{name}' uses itself (via {' -> '.join([*self.stack, name])})",
+                self.doc.where(esrc),
+            )
+            return None
+        self.used_blocks.add(name)
+        return name, bdef
 
     def _bind(
         self,

@@ -102,7 +102,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: tuple[str
 
 
 def test_summary_json_matches_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "summary", str(SPECS / "resnet50.yaml"), "--json")
+    code, out, _ = run(capsys, "summary", str(SPECS / "resnet.yaml"), "--json")
     data = json.loads(out)
     assert code == 0
     assert (data["params"], data["macs"]) == (25_557_032, 4_089_184_256)

@@ -16,7 +16,7 @@ model.summary()
 model.to_dict()
 model.input_size_rules
 assert main(["validate", {str(SPECS)!r}]) == 0
-assert main(["summary", {str(SPECS / "resnet50.yaml")!r}, "--json"]) == 0
+assert main(["summary", {str(SPECS / "resnet.yaml")!r}, "--json"]) == 0
 assert main(["schema"]) == 0
 assert main(["build", {str(SPECS / "googlenet.yaml")!r}]) == 0
 assert model.torch_source()

@@ -80,7 +80,7 @@ def test_every_spec_builds_with_the_inferred_shapes(path: Path) -> None:
     check_against_torch(cnngraph.load(path))
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50", "googlenet"])
+@pytest.mark.parametrize("name", ["resnet18", "resnet", "googlenet"])
 def test_torchvision_weights_load_strictly_and_agree(name: str) -> None:
     module = cnngraph.load(SPECS / f"{name}.yaml").to_module().eval()
     extra = {"init_weights": False, "aux_logits": False} if name == "googlenet" else {}
@@ -389,7 +389,7 @@ def test_stochastic_depth_acts_only_in_training() -> None:
 
 def test_initial_weights_follow_the_spec() -> None:
     torch.manual_seed(0)
-    module = cnngraph.load(SPECS / "resnet50.yaml").to_module()
+    module = cnngraph.load(SPECS / "resnet.yaml").to_module()
     conv = module.layer4[0].conv2
     fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
     assert abs(conv.weight.std().item() / (2 / fan_out) ** 0.5 - 1) < 0.05  # He et al.

@@ -13,7 +13,7 @@ from .conftest import SPECS, assert_same_layout
 
 TORCHVISION_SPECS = {
     "resnet18": "resnet18.yaml",
-    "resnet50": "resnet50.yaml",
+    "resnet50": "resnet.yaml",
     "googlenet": "googlenet.yaml",
 }
 

@@ -36,7 +36,7 @@ def test_depth_folds_blocks_into_nodes() -> None:
 
 
 def test_identical_repeats_fold() -> None:
-    source = cnngraph.load(SPECS / "resnet50.yaml").to_dot()
+    source = cnngraph.load(SPECS / "resnet.yaml").to_dot()
     assert "1\u20135</b> bottleneck \u00d75" in source  # layer3.1-5, drawn once
     assert source.count("projection 1x1") == 4  # one per stage; identities are plain edges
 

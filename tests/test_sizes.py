@@ -65,7 +65,7 @@ def test_asymmetric_model_gets_separate_rules() -> None:
 
 
 @pytest.mark.parametrize(
-    ("file", "minimum"), [("resnet18.yaml", 1), ("resnet50.yaml", 1), ("googlenet.yaml", 15)]
+    ("file", "minimum"), [("resnet18.yaml", 1), ("resnet.yaml", 1), ("googlenet.yaml", 15)]
 )
 def test_minimum_sizes_of_the_specs(file: str, minimum: int) -> None:
     """torchvision publishes min_size (1 for ResNets, 15 for GoogLeNet)."""
