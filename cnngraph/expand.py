@@ -179,8 +179,9 @@ class _Expander:
         self.graph.params = dict(self.globals.values)
         self.graph.init = {str(kind): str(scheme) for kind, scheme in self.spec.init.items()}
         self._eval_output()
-        for name in self.spec.blocks:
-            if name not in self.used_blocks:
+        chosen_by_params = any(name.startswith("$") for name in self.used_blocks)
+        for name in self.spec.blocks:  # a family spec picks blocks by params: all may be used
+            if name not in self.used_blocks and not chosen_by_params:
                 self.diags.warning(
                     "CG407",
                     f"block '{name}' is never used",
