@@ -91,6 +91,14 @@ def contains_invalid(value: Any) -> bool:
     return False
 
 
+def _range(*args: int) -> list[int]:
+    """`range` as a list, refused before it is built when it would be too long."""
+    numbers = range(*args)
+    if len(numbers) > MAX_LIST:
+        raise ValueError(f"range of {len(numbers)} values is too long")
+    return list(numbers)
+
+
 def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
     """Round `value` to a multiple of `divisor`, never going down by more than 10%.
 
@@ -117,6 +125,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "int": int,
     "len": len,
     "make_divisible": make_divisible,
+    "range": _range,
     "max": max,
     "min": min,
     "round": _round,
@@ -203,7 +212,14 @@ def _check_allowed(node: ast.AST) -> None:
         ast.cmpop,
         ast.keyword,
         ast.Slice,
+        ast.ListComp,
+        ast.comprehension,
+        ast.Store,
     )
+    if isinstance(node, ast.comprehension) and (
+        node.is_async or not isinstance(node.target, ast.Name)
+    ):
+        raise ExprError("CG303", "a comprehension binds one name: [f(x) for x in xs]")
     if isinstance(node, ast.BinOp) and type(node.op) not in _BINARY:
         raise ExprError("CG303", f"operator '{type(node.op).__name__}' is not allowed")
     if isinstance(node, ast.Compare) and any(type(op) not in _COMPARE for op in node.ops):
@@ -324,6 +340,26 @@ class _Evaluator:
 
     def _Tuple(self, node: ast.Tuple) -> Any:
         return [self.eval(e) for e in node.elts]
+
+    def _ListComp(self, node: ast.ListComp) -> Any:
+        """[elt for a in xs if c for b in ys ...]: each name bound in a child scope."""
+        scopes: list[dict[str, Any]] = [dict(self.env)]
+        for generator in node.generators:
+            assert isinstance(generator.target, ast.Name)  # _check_allowed saw to it
+            name, bound = generator.target.id, []
+            for scope in scopes:
+                values = _Evaluator(scope, self.resolve).eval(generator.iter)
+                if not isinstance(values, list):
+                    raise ExprError("CG304", f"a comprehension runs over a list, not {values!r}")
+                for value in values:
+                    child = {**scope, name: value}
+                    inner = _Evaluator(child, self.resolve)
+                    if all(inner.eval(test) for test in generator.ifs):
+                        bound.append(child)
+                if len(bound) > MAX_LIST:
+                    raise ExprError("CG304", "result is too long")
+            scopes = bound
+        return [_Evaluator(scope, self.resolve).eval(node.elt) for scope in scopes]
 
     def _Subscript(self, node: ast.Subscript) -> Any:
         container = self.eval(node.value)

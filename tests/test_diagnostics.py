@@ -210,7 +210,7 @@ def test_unknown_name_in_expression() -> None:
         "${width.bit_length()}",
         "${(lambda: 1)()}",
         "${open('x')}",
-        "${[x for x in [1]]}",
+        "${{x for x in [1]}}",
         "${width is 8}",
     ],
 )

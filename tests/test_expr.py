@@ -59,13 +59,31 @@ def test_make_divisible_matches_the_mobilenet_rule() -> None:
     assert make_divisible(96 * 1.4, 8) == 136
 
 
+def test_comprehensions_and_range() -> None:
+    env = {"rows": [[1, 16, 2], [6, 24, 3]], "depth_mult": 1.2}
+    assert evaluate("[ceil(r[2] * depth_mult) for r in rows]", env) == [3, 4]
+    assert evaluate("sum([r[2] for r in rows][:1])", env) == 2
+    assert evaluate("[i for i in range(6) if i % 2 for j in range(i) if j < 2]", env) == [
+        1,
+        3,
+        3,
+        5,
+        5,
+    ]
+    assert evaluate("range(2, 7, 2)", env) == [2, 4, 6]
+
+
 @pytest.mark.parametrize(
     ("text", "code"),
     [
         ("__import__('os')", "CG303"),
         ("width.real", "CG303"),
         ("(lambda: 1)()", "CG303"),
-        ("[x for x in arch]", "CG303"),
+        ("[x for (x, y) in arch]", "CG303"),
+        ("{x for x in arch}", "CG303"),
+        ("[x for x in 3]", "CG304"),
+        ("range(10 ** 9)", "CG304"),
+        ("[a for a in range(5000) for b in range(5000)]", "CG304"),
         ("{'a': 1}", "CG303"),
         ("width is 64", "CG303"),
         ("f'{width}'", "CG303"),
