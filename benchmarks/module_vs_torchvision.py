@@ -1,6 +1,7 @@
 """The generated torch module vs torchvision's, side by side: forward latency and construction.
 
-    python benchmarks/module_vs_torchvision.py [--model resnet50 --spec specs/resnet.yaml] [--runs 15]
+    python benchmarks/module_vs_torchvision.py [--model resnet50] [--spec specs/resnet.yaml]
+        [--runs 15]
 
 Both models hold the same weights (torchvision's state_dict, loaded strictly), run on the CPU
 in eval mode under torch.inference_mode, alternating run by run; medians are reported.
@@ -70,9 +71,7 @@ def main() -> None:
         build_a.append(median_ms(generated_class, 1))  # type: ignore[arg-type]
         build_b.append(median_ms(reference_factory, 1))
     rows.append(("construction (ms)", statistics.median(build_a), statistics.median(build_b)))
-    spec_to_module = median_ms(
-        lambda: cnngraph.load(args.spec).to_module(), runs
-    )
+    spec_to_module = median_ms(lambda: cnngraph.load(args.spec).to_module(), runs)
 
     print(
         f"{args.model}: generated module vs torchvision, CPU, {torch.get_num_threads()} "

@@ -25,6 +25,16 @@ _ENTRY_KEYS: dict[str, Any] = {
         "anyOf": [{"type": "boolean"}, EXPRESSION],
         "description": "include this layer only when true",
     },
+    "for": {
+        "type": "string",
+        "pattern": r"^\s*[A-Za-z_]\w*\s+in\s+\$",
+        "description": "one copy per value: `for: stage in $arch` binds `stage` in each",
+    },
+    "spread": {
+        "type": "boolean",
+        "description": "in a list: place the block's layers into it, numbered on",
+    },
+    "init": {"type": "string", "description": "this layer's initial weights"},
 }
 
 
@@ -67,6 +77,13 @@ def json_schema() -> dict[str, Any]:
             {"type": "string", "description": "an op with default fields, e.g. relu"},
             *(_op_entry(kind, defs) for kind in OPS),
             block_call,
+            {
+                "type": "object",
+                "title": "op chosen by a param",
+                "properties": {"op": EXPRESSION, **_ENTRY_KEYS},
+                "required": ["op"],
+                "additionalProperties": True,
+            },
             {
                 "type": "array",
                 "items": {"$ref": "#/$defs/LayerEntry"},

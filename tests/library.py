@@ -28,23 +28,44 @@ def _resnet(name: str, **params: Any) -> Row:
     return Row(name, "resnet.yaml", params, torchvision=name)
 
 
+_VGG_ARCHS = {  # Table 1, columns A, B, D and E: (convolutions, channels) per stage
+    11: [[1, 64], [1, 128], [2, 256], [2, 512], [2, 512]],
+    13: [[2, 64], [2, 128], [2, 256], [2, 512], [2, 512]],
+    16: [[2, 64], [2, 128], [3, 256], [3, 512], [3, 512]],
+    19: [[2, 64], [2, 128], [4, 256], [4, 512], [4, 512]],
+}
+_EFFICIENTNET = {  # width, depth, resolution, dropout: torchvision's coefficients
+    "b0": (1.0, 1.0, 224, 0.2),
+    "b1": (1.0, 1.1, 240, 0.2),
+    "b2": (1.1, 1.2, 288, 0.3),
+    "b3": (1.2, 1.4, 300, 0.3),
+    "b4": (1.4, 1.8, 380, 0.4),
+    "b5": (1.6, 2.2, 456, 0.4),
+    "b6": (1.8, 2.6, 528, 0.5),
+    "b7": (2.0, 3.1, 600, 0.5),
+}
+
+
+def _efficientnet(variant: str) -> Row:
+    width, depth, resolution, dropout = _EFFICIENTNET[variant]
+    params: dict[str, Any] = {
+        "width_mult": width,
+        "depth_mult": depth,
+        "resolution": resolution,
+        "dropout": dropout,
+    }
+    if variant in ("b5", "b6", "b7"):
+        params.update(norm_eps=0.001, norm_momentum=0.01)
+    return Row(f"efficientnet_{variant}", "efficientnet.yaml", params, f"efficientnet_{variant}")
+
+
 ROWS = [
     Row("lenet5", "lenet5.yaml", paper=(61_706, 416_520), output=(10,)),
     Row("alexnet", "alexnet.yaml", torchvision="alexnet"),
     *(
-        Row(
-            f"vgg{depth}{suffix}",
-            "vgg.yaml",
-            {"arch": arch, "batch_norm": bool(suffix)},
-            torchvision=f"vgg{depth}{suffix}",
-        )
-        for depth, arch in (
-            (11, [[1, 64], [1, 128], [2, 256], [2, 512], [2, 512]]),
-            (13, [[2, 64], [2, 128], [2, 256], [2, 512], [2, 512]]),
-            (16, [[2, 64], [2, 128], [3, 256], [3, 512], [3, 512]]),
-            (19, [[2, 64], [2, 128], [4, 256], [4, 512], [4, 512]]),
-        )
-        for suffix in ("", "_bn")
+        Row(f"vgg{n}{bn}", "vgg.yaml", {"arch": arch, "batch_norm": bool(bn)}, f"vgg{n}{bn}")
+        for n, arch in _VGG_ARCHS.items()
+        for bn in ("", "_bn")
     ),
     Row("nin", "nin.yaml", independent="nin", output=(10,)),
     Row(
@@ -53,7 +74,7 @@ ROWS = [
         torchvision="googlenet",
         torchvision_kwargs={"init_weights": False, "aux_logits": False},
     ),
-    Row("resnet18", "resnet18.yaml", torchvision="resnet18"),
+    Row("resnet18_standalone", "resnet18.yaml", torchvision="resnet18"),
     _resnet("resnet18", block="basic", layers=[2, 2, 2, 2]),
     _resnet("resnet34", block="basic", layers=[3, 4, 6, 3]),
     _resnet("resnet50"),
@@ -65,12 +86,8 @@ ROWS = [
     Row("mobilenet_v1", "mobilenet_v1.yaml", paper=(4_231_976, 568_740_352)),
     Row("mobilenet_v2", "mobilenet_v2.yaml", torchvision="mobilenet_v2"),
     Row("mobilenet_v3_large", "mobilenet_v3.yaml", torchvision="mobilenet_v3_large"),
-    Row(
-        "mobilenet_v3_small",
-        "mobilenet_v3.yaml",
-        {"arch": "small"},
-        torchvision="mobilenet_v3_small",
-    ),
+    Row("mobilenet_v3_small", "mobilenet_v3.yaml", {"arch": "small"}, "mobilenet_v3_small"),
+    *(_efficientnet(variant) for variant in _EFFICIENTNET),
     Row(
         "dcgan_generator",
         "dcgan_generator.yaml",
@@ -80,3 +97,4 @@ ROWS = [
     Row("autoencoder", "autoencoder.yaml", independent="autoencoder", output=(1, 28, 28)),
     Row("unet", "unet.yaml", independent="unet", output=(2, 256, 256)),
 ]
+TORCHVISION_ROWS = [row for row in ROWS if row.torchvision]

@@ -1,54 +1,75 @@
-"""The specs against torchvision: the published figures (params, MACs), and, layer by layer,
-the parameter counts under torchvision's own module names."""
+"""The spec library against figures nobody here wrote: torchvision's published params and MACs
+(and, layer by layer, its parameters under its own module names), the papers' figures in the
+reference README, and torch models written out by hand in independent.py."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 import torch
 import torchvision
+from torch.utils.flop_counter import FlopCounterMode
 
 import cnngraph
 
 from .conftest import SPECS, assert_same_layout
-
-TORCHVISION_SPECS = {
-    "resnet18": "resnet18.yaml",
-    "resnet50": "resnet.yaml",
-    "googlenet": "googlenet.yaml",
-}
+from .independent import BUILDERS
+from .library import ROWS, TORCHVISION_ROWS, Row
 
 
-@pytest.mark.parametrize("name", sorted(TORCHVISION_SPECS))
-def test_figures_equal_the_reference(name: str, reference: dict[str, dict[str, int]]) -> None:
-    model = cnngraph.load(SPECS / TORCHVISION_SPECS[name])
-    expected = reference[name]
-    assert model.input_shape == (3, expected["input_hw"], expected["input_hw"])
-    assert model.params == expected["params"]
-    assert model.macs == expected["macs"]
-    assert model.output_shape == (1000,)
+def load(row: Row) -> Any:
+    return cnngraph.load(SPECS / row.spec, params=row.params)
 
 
-def _torchvision(name: str, **kwargs: object) -> torch.nn.Module:
-    # Without weights torchvision builds GoogLeNet with aux heads; the reference has none.
-    extra = {"init_weights": False, "aux_logits": False} if name == "googlenet" else {}
-    extra.update(kwargs)
-    module: torch.nn.Module = getattr(torchvision.models, name)(weights=None, **extra)
+def torchvision_model(row: Row, **kwargs: Any) -> torch.nn.Module:
+    assert row.torchvision is not None
+    build = getattr(torchvision.models, row.torchvision)
+    module: torch.nn.Module = build(weights=None, **{**row.torchvision_kwargs, **kwargs})
     return module.eval()
 
 
-@pytest.mark.parametrize("name", sorted(TORCHVISION_SPECS))
-def test_layers_match_torchvision_modules(name: str) -> None:
-    model = cnngraph.load(SPECS / TORCHVISION_SPECS[name])
-    assert_same_layout(model, _torchvision(name))
+def independent_figures(row: Row, input_shape: tuple[int, ...]) -> tuple[int, int, tuple[int, ...]]:
+    assert row.independent is not None
+    module = BUILDERS[row.independent]().eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = module(torch.zeros(1, *input_shape))
+    params = sum(p.numel() for p in module.parameters())
+    return params, counter.get_total_flops() // 2, tuple(out.shape[1:])
 
 
-@pytest.mark.parametrize("name", sorted(TORCHVISION_SPECS))
-def test_output_shape_and_smallest_input_agree_with_torchvision(name: str) -> None:
-    model = cnngraph.load(SPECS / TORCHVISION_SPECS[name])
+def test_every_spec_has_a_row() -> None:
+    assert {path.name for path in SPECS.glob("*.yaml")} == {row.spec for row in ROWS}
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda row: row.id)
+def test_figures_equal_the_reference(row: Row, reference: dict[str, dict[str, int]]) -> None:
+    model = load(row)
+    if row.torchvision:
+        expected = reference[row.torchvision]
+        hw = expected["input_hw"]
+        assert model.input_shape == (3, hw, hw)
+        figures = (expected["params"], expected["macs"], row.output)
+    elif row.paper:
+        figures = (*row.paper, row.output)
+    else:
+        figures = independent_figures(row, model.input_shape)
+    assert (model.params, model.macs, model.output_shape) == figures
+    assert model.output_shape == row.output
+
+
+@pytest.mark.parametrize("row", TORCHVISION_ROWS, ids=lambda row: row.id)
+def test_layers_match_torchvision_modules(row: Row) -> None:
+    assert_same_layout(load(row), torchvision_model(row))
+
+
+@pytest.mark.parametrize("row", TORCHVISION_ROWS, ids=lambda row: row.id)
+def test_smallest_input_agrees_with_torchvision(row: Row) -> None:
+    model = load(row)
     rules = model.input_size_rules
     assert rules is not None
     smallest = rules[0].minimum
-    network = _torchvision(name)
+    network = torchvision_model(row)
     with torch.no_grad():
         out = network(torch.zeros(1, 3, smallest, smallest))
         assert tuple(out.shape[1:]) == model.output_shape
@@ -59,7 +80,7 @@ def test_output_shape_and_smallest_input_agree_with_torchvision(name: str) -> No
 
 def test_googlenet_aux_heads_switch_on() -> None:
     model = cnngraph.load(SPECS / "googlenet.yaml", params={"aux_logits": True})
-    network = _torchvision("googlenet", aux_logits=True)
+    network = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
     assert model.params == sum(p.numel() for p in network.parameters())
     assert model.output_shape == {"logits": (1000,), "aux_logits2": (1000,), "aux_logits1": (1000,)}
     network.train()

@@ -548,6 +548,8 @@ class _Context:
 
     def _fresh(self, base: str) -> str:
         name = re.sub(r"\W", "_", base)
+        if name[:1].isdigit():  # from a numbered layer: `0_hidden` is no identifier
+            name = f"layer{name}"
         if keyword.iskeyword(name) or name in self.params or name in self.taken:
             n = 2
             while f"{name}_{n}" in self.params:
