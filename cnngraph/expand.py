@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import string
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,7 @@ from .spec import INIT_KINDS, INIT_SCHEMES, BlockDef, Layers, ResidualSpec, Spec
 
 MAX_REPEAT = 1000
 MAX_NODES = 50_000
-ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "for", "spread", "if", "init"})
+ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "for", "names", "spread", "if", "init"})
 _SEQUENCE = " sequence"  # marks an inline list of layers; a space keeps it apart from user keys
 TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -49,6 +50,8 @@ TYPES: dict[str, tuple[type, ...]] = {
 RESERVED = frozenset({INPUT, "in_channels"})
 _FOR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s+in\s+(\$.*?)\s*$", re.DOTALL)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A generated copy name may also hold '-' (RegNet's `block1-0`); never a '.' (a path separator).
+_COPY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 
 
 class _TooLarge(Exception):
@@ -373,10 +376,10 @@ class _Expander:
             if spread:
                 yield from self._spread_block(entry, esrc, copy_env, index, prefix, names, cursor)
                 continue
-            local = str(cursor.index)
+            local = self._copy_name(entry, esrc, copy_env, i, str(cursor.index))
             full = f"{prefix}.{local}" if prefix else local
             cursor.index += 1
-            if self._claim(names, local, full, esrc):
+            if local and self._claim(names, local, full, esrc):
                 cursor.last = full
                 yield _Planned(local, full, entry, esrc, copy_env, index=index, chained=i > 0)
 
@@ -496,6 +499,43 @@ class _Expander:
             return []
         return [env.with_values({match[1]: value}, {match[1]: fsrc}) for value in values]
 
+    def _copy_name(
+        self, entry: dict[str, Any], esrc: KeyPath, env: Env, i: int, default: str
+    ) -> str:
+        """The name of copy i: from the entry's `names:` template, else `default` (a number).
+
+        The template's fields are `{i}` (from 0), `{n}` (from 1) and params of the entry's scope:
+        torchvision's `denselayer{n}` or RegNet's `block{stage}-{i}`. "" after reporting an error.
+        """
+        template = entry.get("names")
+        if template is None:
+            return default
+        nsrc = (*esrc, "names")
+        values = {**env.values, "i": i, "n": i + 1}
+        try:
+            fields = list(string.Formatter().parse(template)) if isinstance(template, str) else []
+            parts = []
+            for literal, field, spec, conversion in fields:
+                parts.append(literal)
+                if field is None:
+                    continue
+                value = values.get(field) if not (spec or conversion) else None
+                if isinstance(value, bool) or not isinstance(value, (int, str)):
+                    raise ValueError(f"'{{{field}}}' is not i, n or a number or text param")
+                parts.append(str(value))
+            name = "".join(parts)
+            if not _COPY_NAME.match(name):
+                raise ValueError(f"'{name}' is not a layer name")
+        except ValueError as exc:
+            self.diags.error(
+                "CG202",
+                f"`names` must make a layer name per copy: {exc}",
+                self.doc.where(nsrc),
+                "e.g. names: denselayer{n} (from 1) or names: block{stage}-{i} (from 0)",
+            )
+            return ""
+        return name
+
     def _repeat(self, entry: dict[str, Any], env: Env, esrc: KeyPath) -> int | None:
         if "repeat" not in entry:
             return None
@@ -592,7 +632,7 @@ class _Expander:
         container = self._scope(full, "repeat", f"{label} x{count}", esrc, sources)
         out = full
         for i, env in enumerate(item.copies):
-            out = f"{full}.{i}"
+            out = f"{full}.{self._copy_name(entry, esrc, env, i, str(i))}"
             self._single(out, entry, esrc, sources, env, (*scope, full), (i, count))
             sources = [self._produced(out)]
         container.output = out
@@ -619,11 +659,24 @@ class _Expander:
                 "CG207", "a layer has either `op:` or `block:`, not both", self.doc.where(esrc)
             )
             return full
-        if _SEQUENCE in entry:
-            container = self._scope(full, "block", "sequence", esrc, sources)
-            container.output = self._body(
-                entry[_SEQUENCE], full, sources, env, esrc, {}, (*scope, full)
+        if _SEQUENCE in entry or ("layers" in entry and "block" not in entry and "op" not in entry):
+            # an inline sequence: a list, or `layers:` holding a list or named layers
+            body, bsrc = (
+                (entry[_SEQUENCE], esrc)
+                if _SEQUENCE in entry
+                else (entry["layers"], (*esrc, "layers"))
             )
+            extra = sorted(set(entry) - ENTRY_KEYS - {"layers", _SEQUENCE})
+            if not isinstance(body, (dict, list)) or extra:
+                self.diags.error(
+                    "CG207",
+                    f"layer '{full}': `layers:` holds a list or a mapping of layers"
+                    + (f", beside entry keys only (not {', '.join(extra)})" if extra else ""),
+                    self.doc.where(bsrc),
+                )
+                return full
+            container = self._scope(full, "block", "sequence", esrc, sources)
+            container.output = self._body(body, full, sources, env, bsrc, {}, (*scope, full))
             return full
         if "block" in entry:
             return self._block_call(full, entry, esrc, sources, env, scope, index)

@@ -30,6 +30,10 @@ _ENTRY_KEYS: dict[str, Any] = {
         "pattern": r"^\s*[A-Za-z_]\w*\s+in\s+\$",
         "description": "one copy per value: `for: stage in $arch` binds `stage` in each",
     },
+    "names": {
+        "type": "string",
+        "description": "names of the copies: {i} counts from 0, {n} from 1, {param} a param",
+    },
     "spread": {
         "type": "boolean",
         "description": "in a list: place the block's layers into it, numbered on",
@@ -83,6 +87,14 @@ def json_schema() -> dict[str, Any]:
                 "properties": {"op": EXPRESSION, **_ENTRY_KEYS},
                 "required": ["op"],
                 "additionalProperties": True,
+            },
+            {
+                "type": "object",
+                "title": "inline sequence",
+                "properties": {"layers": {"$ref": "#/$defs/Layers"}, **_ENTRY_KEYS},
+                "required": ["layers"],
+                "additionalProperties": False,
+                "description": "a nested sequence of named or numbered layers",
             },
             {
                 "type": "array",

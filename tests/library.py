@@ -88,6 +88,7 @@ ROWS = [
     Row("mobilenet_v3_large", "mobilenet_v3.yaml", torchvision="mobilenet_v3_large"),
     Row("mobilenet_v3_small", "mobilenet_v3.yaml", {"arch": "small"}, "mobilenet_v3_small"),
     *(_efficientnet(variant) for variant in _EFFICIENTNET),
+    Row("densenet121", "densenet121.yaml", torchvision="densenet121"),
     Row(
         "dcgan_generator",
         "dcgan_generator.yaml",

@@ -190,7 +190,9 @@ class Generator:
         scope = self.graph.scopes[path]
         if scope.kind == "block" and scope.label != "sequence":
             return "class"
-        return "sequential" if self._is_chain(path) else "class"
+        # nn.Sequential numbers its layers: named ones (`conv0`, `denselayer1`) need a class
+        numbered = all(item.local.isdigit() for item in self.children[path])
+        return "sequential" if numbered and self._is_chain(path) else "class"
 
     # ---- generation ------------------------------------------------------------------------
 
