@@ -89,6 +89,16 @@ ROWS = [
     Row("mobilenet_v3_small", "mobilenet_v3.yaml", {"arch": "small"}, "mobilenet_v3_small"),
     *(_efficientnet(variant) for variant in _EFFICIENTNET),
     Row("densenet121", "densenet121.yaml", torchvision="densenet121"),
+    Row("regnet_x_400mf", "anynet.yaml", torchvision="regnet_x_400mf"),
+    Row(
+        "regnet_y_400mf",
+        "anynet.yaml",
+        {
+            "stages": [[1, 48, 8, 1.0], [3, 104, 8, 1.0], [6, 208, 8, 1.0], [6, 440, 8, 1.0]],
+            "se_ratio": 0.25,
+        },
+        "regnet_y_400mf",
+    ),
     Row(
         "dcgan_generator",
         "dcgan_generator.yaml",
