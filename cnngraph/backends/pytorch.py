@@ -235,7 +235,16 @@ class Generator:
 
     def _class_key(self, path: str) -> str:
         scope = self.graph.scopes[path]
-        return scope.label if scope.kind == "block" and scope.label != "sequence" else path
+        if scope.kind == "block" and scope.label != "sequence":
+            return scope.label
+        # A sequence or repeat inside a block instance is keyed by the block's definition
+        # (`bottleneck.f`), so the instances of the block can share its class.
+        parts = path.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            owner = self.graph.scopes.get(".".join(parts[:cut]))
+            if owner is not None and owner.kind == "block" and owner.label != "sequence":
+                return ".".join([owner.label, *parts[cut:]])
+        return path
 
     def _class_name(self, key: str) -> str:
         base = _camel(key)
