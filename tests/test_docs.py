@@ -1,11 +1,13 @@
-"""The reference documents cover every op and every diagnostic code."""
+"""The reference documents cover every op and every diagnostic code; the tutorial holds."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
+import cnngraph
 from cnngraph.errors import CODES
 from cnngraph.ops import OPS
 
@@ -23,3 +25,23 @@ def test_every_op_is_documented(kind: str) -> None:
 def test_every_code_is_documented() -> None:
     documented = set(re.findall(r"^\| (CG\d{3}) \|", DIAGNOSTICS, re.MULTILINE))
     assert documented == set(CODES)
+
+
+def test_the_anynet_tutorial_figures_hold(tmp_path: Path) -> None:
+    """The tutorial's edits, and the figures and diagnostic it prints."""
+    tutorial = (ROOT / "docs" / "tutorial-anynet.md").read_text()
+    original = (ROOT / "specs" / "anynet.yaml").read_text()
+    table = re.search(r"  stages: \[\[1, .*?\]\]\n", original, re.DOTALL)
+    assert table is not None and table.group(0) in tutorial  # the table the tutorial shows
+    new_table = re.search(r"  stages: \[\[2, .*?\]\]\n", tutorial, re.DOTALL)
+    assert new_table is not None
+    variant = original.replace(table.group(0), new_table.group(0))
+    variant = variant.replace("name: anynet", "name: my_anynet")
+    model = cnngraph.load(variant)
+    assert f"{model.params:,} params" in tutorial and f"MACs:          {model.macs:,}" in tutorial
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(variant.replace("[6,    200,   24,", "[6,    200,   30,"))
+    with pytest.raises(cnngraph.SpecError) as info:
+        cnngraph.load(bad)
+    first = info.value.diagnostics[0]
+    assert first.code == "CG502" and first.message in tutorial
