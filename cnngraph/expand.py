@@ -342,6 +342,13 @@ class _Expander:
             if not self._switched_on(entry, env, esrc, full):
                 continue
             copies = self._copies(entry, env, esrc)
+            if copies is None and "names" in entry:
+                self.diags.error(
+                    "CG202",
+                    "`names` names the copies of a `repeat` or `for`; this layer has none",
+                    self.doc.where((*esrc, "names"), at_key=True),
+                    "name a single layer by its key, or add `repeat:`",
+                )
             if copies == []:
                 self.switched_off[full] = esrc
                 continue

@@ -569,3 +569,65 @@ def test_dict_specs_report_key_paths() -> None:
     d = next(d for d in problems(data) if d.code == "CG201")
     assert d.location.key == "layers.c.kernal_size"
     assert d.location.line is None
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "r: {op: relu, for: x of $widths}",
+        "r: {op: relu, for: x in $widths, repeat: 2}",
+        "r: {op: relu, for: if in $widths}",
+        "r: {op: relu, for: x in 3}",
+        'r: {op: relu, for: "x in ${range(2000)}"}',
+    ],
+)
+def test_bad_for(entry: str) -> None:
+    text = spec(entry, head="params: {widths: [8, 16]}")
+    expect(text, "CG305", entry.split("for: ")[1][:4])
+
+
+@pytest.mark.parametrize(
+    ("layers", "blocks", "needle"),
+    [
+        ("s: [{op: relu, spread: true}]", "", "true"),
+        ("s: {block: two, spread: true}", "two: {layers: [relu, relu]}", "true"),
+        ("s: [{block: res, spread: true}]", "res: {layers: [relu], residual: true}", "true}]"),
+        ("s: [relu, {block: two, spread: true, from: input}]", "two: {layers: [relu]}", "true"),
+        ("s: [{block: two, spread: yes please}]", "two: {layers: [relu]}", "yes"),
+    ],
+)
+def test_spread_misuse(layers: str, blocks: str, needle: str) -> None:
+    expect(spec(layers, blocks=blocks), "CG313", needle)
+
+
+@pytest.mark.parametrize(
+    "names",
+    ["layer{k}", "a.{i}", "x{i!r}", "{i:03d}", "{flag}", "'{'"],
+)
+def test_bad_copy_names(names: str) -> None:
+    text = spec(f'r: {{op: relu, repeat: 2, names: "{names}"}}', head="params: {flag: true}")
+    expect(text, "CG202", f'"{names}"')
+
+
+def test_names_need_copies() -> None:
+    expect(spec('r: {op: relu, names: "a{i}"}'), "CG202", "names")
+
+
+def test_copy_names_must_differ() -> None:
+    expect(spec('r: {op: relu, repeat: 2, names: "same"}'), "CG402")
+
+
+def test_inline_sequence_with_layers_needs_a_body() -> None:
+    expect(spec("s: {layers: 3}"), "CG207")
+    expect(spec("s: {layers: [relu], width: 3}"), "CG207")
+
+
+def test_a_spread_block_sees_the_channels_before_it() -> None:
+    model = cnngraph.load(
+        spec(
+            "s: [{op: conv2d, out_channels: 6, kernel_size: 1}, {block: half, spread: true}]",
+            blocks="half: {layers: [{op: conv2d, out_channels: '${in_channels // 2}', "
+            "kernel_size: 1}]}",
+        )
+    )
+    assert model.layer("s.1").shape == (3, 32, 32)
