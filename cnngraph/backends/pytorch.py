@@ -236,7 +236,7 @@ class Generator:
     def _class_key(self, path: str) -> str:
         scope = self.graph.scopes[path]
         if scope.kind == "block" and scope.label != "sequence":
-            return scope.label
+            return str(scope.label)
         # A sequence or repeat inside a block instance is keyed by the block's definition
         # (`bottleneck.f`), so the instances of the block can share its class.
         parts = path.split(".")
