@@ -639,7 +639,11 @@ class _Expander:
         container = self._scope(full, "repeat", f"{label} x{count}", esrc, sources)
         out = full
         for i, env in enumerate(item.copies):
-            out = f"{full}.{self._copy_name(entry, esrc, env, i, str(i))}"
+            name = self._copy_name(entry, esrc, env, i, str(i))
+            if not name:  # the template is wrong (reported); no copy can be named
+                self.failed.add(full)
+                break
+            out = f"{full}.{name}"
             self._single(out, entry, esrc, sources, env, (*scope, full), (i, count))
             sources = [self._produced(out)]
         container.output = out
@@ -1154,7 +1158,9 @@ class _Expander:
             symbol.node = self._final(symbol.node) or symbol.node
         for label, ref in list(self.graph.outputs.items()):
             target = self._final(ref)
-            if target is None:
+            if target is None and self._failed(ref):  # its own error is reported
+                del self.graph.outputs[label]
+            elif target is None:
                 self.diags.error(
                     "CG405",
                     f"output '{ref}' is not a layer",

@@ -631,3 +631,8 @@ def test_a_spread_block_sees_the_channels_before_it() -> None:
         )
     )
     assert model.layer("s.1").shape == (3, 32, 32)
+
+
+def test_bad_copy_names_under_a_name_are_reported_once() -> None:
+    found = [d for d in problems(spec('r: {op: relu, repeat: 3, names: "x{k}"}')) if d.code]
+    assert [d.code for d in found] == ["CG202"]
