@@ -7,6 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import cnngraph
+
+from .conftest import SPECS
+
 
 @dataclass(frozen=True)
 class Row:
@@ -22,6 +26,17 @@ class Row:
     # name of a builder in independent.py, for models with neither
     independent: str | None = None
     output: tuple[int, ...] = (1000,)
+
+    def load(self) -> cnngraph.Model:
+        return cnngraph.load(SPECS / self.spec, params=self.params)
+
+    def torchvision_model(self) -> Any:
+        """torchvision's model, in eval mode, with no weights."""
+        import torchvision  # only the torch tests call this
+
+        assert self.torchvision is not None
+        build = getattr(torchvision.models, self.torchvision)
+        return build(weights=None, **self.torchvision_kwargs).eval()
 
 
 def _resnet(name: str, **params: Any) -> Row:

@@ -19,7 +19,6 @@ from cnngraph.cli import main
 
 from .conftest import ROOT, SPECS
 from .library import TORCHVISION_ROWS, Row
-from .test_reference import torchvision_model
 
 GOLDEN = Path(__file__).parent / "golden"
 ALL_SPECS = sorted(SPECS.glob("*.yaml"))
@@ -84,8 +83,8 @@ def test_every_spec_builds_with_the_inferred_shapes(path: Path) -> None:
 
 @pytest.mark.parametrize("row", TORCHVISION_ROWS, ids=lambda row: row.id)
 def test_torchvision_weights_load_strictly_and_agree(row: Row) -> None:
-    module = cnngraph.load(SPECS / row.spec, params=row.params).to_module().eval()
-    reference = torchvision_model(row)
+    module = row.load().to_module().eval()
+    reference = row.torchvision_model()
     module.load_state_dict(reference.state_dict(), strict=True)
     x = torch.randn(2, 3, 64, 64)  # any size the model takes; small keeps the run short
     with torch.no_grad():

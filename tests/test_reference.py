@@ -4,8 +4,6 @@ reference README, and torch models written out by hand in independent.py."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
 import torchvision
@@ -16,17 +14,6 @@ import cnngraph
 from .conftest import SPECS, assert_same_layout
 from .independent import BUILDERS
 from .library import ROWS, TORCHVISION_ROWS, Row
-
-
-def load(row: Row) -> Any:
-    return cnngraph.load(SPECS / row.spec, params=row.params)
-
-
-def torchvision_model(row: Row, **kwargs: Any) -> torch.nn.Module:
-    assert row.torchvision is not None
-    build = getattr(torchvision.models, row.torchvision)
-    module: torch.nn.Module = build(weights=None, **{**row.torchvision_kwargs, **kwargs})
-    return module.eval()
 
 
 def independent_figures(row: Row, input_shape: tuple[int, ...]) -> tuple[int, int, tuple[int, ...]]:
@@ -44,7 +31,7 @@ def test_every_spec_has_a_row() -> None:
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda row: row.id)
 def test_figures_equal_the_reference(row: Row, reference: dict[str, dict[str, int]]) -> None:
-    model = load(row)
+    model = row.load()
     if row.torchvision:
         expected = reference[row.torchvision]
         hw = expected["input_hw"]
@@ -60,16 +47,16 @@ def test_figures_equal_the_reference(row: Row, reference: dict[str, dict[str, in
 
 @pytest.mark.parametrize("row", TORCHVISION_ROWS, ids=lambda row: row.id)
 def test_layers_match_torchvision_modules(row: Row) -> None:
-    assert_same_layout(load(row), torchvision_model(row))
+    assert_same_layout(row.load(), row.torchvision_model())
 
 
 @pytest.mark.parametrize("row", TORCHVISION_ROWS, ids=lambda row: row.id)
 def test_smallest_input_agrees_with_torchvision(row: Row) -> None:
-    model = load(row)
+    model = row.load()
     rules = model.input_size_rules
     assert rules is not None
     smallest = rules[0].minimum
-    network = torchvision_model(row)
+    network = row.torchvision_model()
     with torch.no_grad():
         out = network(torch.zeros(1, 3, smallest, smallest))
         assert tuple(out.shape[1:]) == model.output_shape
