@@ -33,7 +33,17 @@ from .expr import (
 from .ir import INPUT, Graph, Node, Scope, ScopeKind
 from .ops import MAX_DIM, OPS
 from .source import Document, KeyPath
-from .spec import INIT_KINDS, INIT_SCHEMES, BlockDef, Layers, ResidualSpec, SpecFile
+from .spec import (
+    INIT_KINDS,
+    INIT_SCHEMES,
+    BlockDef,
+    Init,
+    InitRule,
+    Layers,
+    ResidualSpec,
+    SpecFile,
+    init_rule,
+)
 
 MAX_REPEAT = 1000
 MAX_NODES = 50_000
@@ -180,7 +190,7 @@ class _Expander:
         self._outputs(names, last)
         self._link()
         self.graph.params = dict(self.globals.values)
-        self.graph.init = {str(kind): str(scheme) for kind, scheme in self.spec.init.items()}
+        self.graph.init = {str(kind): init_rule(rule) for kind, rule in self.spec.init.items()}
         self._eval_output()
         chosen_by_params = any(name.startswith("$") for name in self.used_blocks)
         for name in self.spec.blocks:  # a family spec picks blocks by params: all may be used
@@ -737,29 +747,41 @@ class _Expander:
         self._add(node)
         return full
 
-    def _init_scheme(self, entry: dict[str, Any], kind: str, env: Env, esrc: KeyPath) -> str | None:
+    def _init_scheme(
+        self, entry: dict[str, Any], kind: str, env: Env, esrc: KeyPath
+    ) -> Init | None:
         if "init" not in entry:
             return None
-        scheme = self._eval_static(entry["init"], env, (*esrc, "init"), "`init`")
+        isrc = (*esrc, "init")
+        scheme = self._eval_static(entry["init"], env, isrc, "`init`")
         if scheme is INVALID:
             return None
         if kind not in INIT_KINDS:
             self.diags.error(
                 "CG202",
                 f"`init` applies to layers with weights, not {kind}",
-                self.doc.where((*esrc, "init"), at_key=True),
+                self.doc.where(isrc, at_key=True),
                 f"ops: {', '.join(INIT_KINDS)}",
             )
             return None
+        if isinstance(scheme, dict):
+            try:
+                return init_rule(InitRule.model_validate(scheme))
+            except ValidationError as exc:
+                fields = list(InitRule.model_fields)
+                pydantic_errors.report(
+                    exc.errors(), scheme, isrc, self.doc, self.diags, "init", lambda _: fields
+                )
+                return None
         if scheme not in INIT_SCHEMES:
             self.diags.error(
                 "CG202",
                 f"unknown init scheme {scheme!r}",
-                self.doc.where((*esrc, "init")),
+                self.doc.where(isrc),
                 did_you_mean(str(scheme), INIT_SCHEMES) or f"schemes: {', '.join(INIT_SCHEMES)}",
             )
             return None
-        return str(scheme)
+        return init_rule(str(scheme))
 
     # ---- blocks ----------------------------------------------------------------------------
 

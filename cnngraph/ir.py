@@ -9,6 +9,7 @@ from .errors import Location
 from .expr import contains_invalid, contains_pending
 from .ops import Op, Shape
 from .source import Document, KeyPath
+from .spec import Init
 
 INPUT = "input"  # the name of the model's input node
 
@@ -26,7 +27,7 @@ class Node:
     scope: tuple[str, ...] = ()  # enclosing scope paths, outermost first
     when: Any = True  # False (or a Pending that resolves to False) makes it a pass-through
     op: Op | None = None  # set by validation once the fields are final
-    init: str | None = None  # an initial-weight scheme for this layer alone
+    init: Init | None = None  # initial weights for this layer alone
 
     @property
     def pending(self) -> bool:
@@ -68,7 +69,7 @@ class Graph:
     outputs: dict[str, str] = field(default_factory=dict)  # output label -> node name
     eval_output: str | None = None  # the output label returned alone in eval mode
     params: dict[str, Any] = field(default_factory=dict)  # model-level param values
-    init: dict[str, str] = field(default_factory=dict)  # op kind -> initial-weight scheme
+    init: dict[str, Init] = field(default_factory=dict)  # op kind -> initial weights
     order: list[str] = field(default_factory=list)  # topological, set by the check pass
 
     def where(self, path: KeyPath, at_key: bool = False) -> Location:

@@ -11,7 +11,18 @@ from .errors import Diagnostics, closest, did_you_mean
 from .source import Document, KeyPath, has
 
 # Names pydantic puts into error paths for union members and validators, not user keys.
-_TAGS = {"str", "int", "bool", "float", "list", "dict", "none", "ResidualSpec", "BlockDef"}
+_TAGS = {
+    "str",
+    "int",
+    "bool",
+    "float",
+    "list",
+    "dict",
+    "none",
+    "ResidualSpec",
+    "BlockDef",
+    "InitRule",
+}
 
 
 def _locate(data: Any, loc: Sequence[int | str]) -> KeyPath:

@@ -12,22 +12,26 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 FORMAT_VERSION = 1
 
 # Initial-weight schemes a spec may ask for (torch's defaults apply elsewhere); what each means
-# is in docs/spec-language.md and in the generated code.
-InitScheme = Literal[
-    "default",
+# is in docs/pytorch.md and in the generated code.
+InitWeight = Literal[
     "kaiming_normal",
+    "kaiming_normal_fan_in",
     "kaiming_uniform",
     "xavier_normal",
     "xavier_uniform",
     "normal",
     "trunc_normal",
+    "uniform_fan_out",
     "ones",
     "zeros",
 ]
+# A scheme by name sets the weights and zeroes the biases; `default` is torch's own init.
+InitScheme = Literal["default", InitWeight]
 InitKind = Literal[
     "conv2d", "conv_transpose2d", "linear", "batch_norm2d", "group_norm", "layer_norm"
 ]
-INIT_SCHEMES: tuple[str, ...] = get_args(InitScheme)
+INIT_WEIGHTS: tuple[str, ...] = get_args(InitWeight)
+INIT_SCHEMES: tuple[str, ...] = ("default", *INIT_WEIGHTS)
 INIT_KINDS: tuple[str, ...] = get_args(InitKind)
 
 Layers = dict[str, Any] | list[Any]
@@ -37,6 +41,28 @@ Expression = str
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class InitRule(_Strict):
+    """Initial weights and biases set apart, where a network treats them differently."""
+
+    weight: InitWeight | Literal["keep"] = Field(
+        default="keep", description="a scheme for the weights, or keep: as torch made them"
+    )
+    bias: Literal["zeros", "keep"] = Field(
+        default="zeros", description="zeros, or keep: as torch made them"
+    )
+
+
+# (weight, bias) after normalizing: each is a scheme name, "keep" or "default"
+Init = tuple[str, str]
+
+
+def init_rule(value: str | InitRule) -> Init:
+    """A spec's `init` value as (weight, bias): a scheme name zeroes the biases."""
+    if isinstance(value, InitRule):
+        return (value.weight, value.bias)
+    return ("default", "default") if value == "default" else (value, "zeros")
 
 
 class ResidualSpec(_Strict):
@@ -117,10 +143,10 @@ class SpecFile(_Strict):
     outputs: str | list[str] | dict[str, str] | None = Field(
         default=None, description="the model's outputs; default: the last layer"
     )
-    init: dict[InitKind, InitScheme] = Field(
+    init: dict[InitKind, InitScheme | InitRule] = Field(
         default_factory=dict,
-        description="initial weights per op kind, e.g. {conv2d: kaiming_normal}; a layer's "
-        "own `init:` overrides",
+        description="initial weights per op kind, e.g. {conv2d: kaiming_normal, linear: "
+        "{weight: normal, bias: keep}}; a layer's own `init:` overrides",
     )
     eval_output: str | None = Field(
         default=None,

@@ -30,13 +30,13 @@ class Row:
     def load(self) -> cnngraph.Model:
         return cnngraph.load(SPECS / self.spec, params=self.params)
 
-    def torchvision_model(self) -> Any:
+    def torchvision_model(self, **overrides: Any) -> Any:
         """torchvision's model, in eval mode, with no weights."""
         import torchvision  # only the torch tests call this
 
         assert self.torchvision is not None
         build = getattr(torchvision.models, self.torchvision)
-        return build(weights=None, **self.torchvision_kwargs).eval()
+        return build(weights=None, **{**self.torchvision_kwargs, **overrides}).eval()
 
 
 def _resnet(name: str, **params: Any) -> Row:

@@ -24,6 +24,7 @@ from ..ir import INPUT, Item, Node, Scope, children
 from ..ops.base import Call, literal
 from ..passes.infer import LayerInfo
 from ..source import lookup
+from ..spec import Init
 
 MAX_LINE = 99
 
@@ -312,7 +313,7 @@ class Generator:
             cls.base = "nn.Sequential"  # numbered layers in a chain: as torchvision writes them
             context.sequential_init(items)
         else:
-            for item in items:
+            for item in self._construction_order(items):
                 context.init_item(item)
             context.forward()
         cls.params = context.class_params()
@@ -323,38 +324,58 @@ class Generator:
             self.class_of[path] = cls
         return cls
 
+    def _construction_order(self, items: list[Item]) -> list[Item]:
+        """Submodules in the order they are created: the order of the computation, except that
+        a projection comes first when its block writes `residual:` before its layers.
+
+        The order is torch's random-number order, so it decides the initial weights a seed
+        gives: torchvision's RegNet builds `proj` before `f`, its ResNets `downsample` last.
+        """
+        first = []
+        for item in items:
+            if item.node is not None and item.node.kind == "projection":
+                block = lookup(self.graph.doc.data, item.node.src[:-1])
+                keys = list(block) if isinstance(block, dict) else []
+                body = next((k for k in keys if k in ("layers", "branches")), None)
+                if body is not None and keys.index("residual") < keys.index(body):
+                    first.append(item)
+        return first + [item for item in items if item not in first]
+
     def _reset_weights(self, cls: ClassDef) -> None:
         """The spec's initial weights: a rule per op kind, then each layer's own."""
         torch_class: dict[str, str] = {}
-        own: dict[str, list[str]] = {}
+        own: dict[Init, list[str]] = {}
         for info in self.layers.values():
             made = info.op.torch_call(info.input_shapes) if info.op else None
             if made is not None:
                 torch_class.setdefault(info.kind, made.func)
             node = self.graph.nodes[info.name]
-            if node.init is not None and made is not None:
+            if node.init is not None and made is not None and _init_lines(node.init):
                 own.setdefault(node.init, []).append(info.name)
-        rules = [(k, v) for k, v in self.graph.init.items() if k in torch_class and v != "default"]
-        if not rules and not own:
+        by_rule: dict[Init, list[str]] = {}
+        for kind, rule in self.graph.init.items():
+            # torch's own init is what construction already did
+            if kind in torch_class and rule != ("default", "default") and _init_lines(rule):
+                by_rule.setdefault(rule, []).append(torch_class[kind])
+        if not by_rule and not own:
             return
+        if any("math." in line for rule in [*by_rule, *own] for line in _init_lines(rule)):
+            self.needs.add("math")
         lines = [
             "def reset_weights(self) -> None:",
             '    """Initial weights as the spec asks; torch\'s defaults elsewhere."""',
         ]
-        by_scheme: dict[str, list[str]] = {}
-        for kind, scheme in rules:
-            by_scheme.setdefault(scheme, []).append(torch_class[kind])
-        if by_scheme:
+        if by_rule:
             lines.append("    for m in self.modules():")
-            for index, (scheme, classes) in enumerate(by_scheme.items()):
+            for index, (rule, classes) in enumerate(by_rule.items()):
                 keyword = "if" if index == 0 else "elif"
                 kinds = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
                 lines.append(f"        {keyword} isinstance(m, {kinds}):")
-                lines += ["            " + line for line in _INIT[scheme]]
-        for scheme, names in own.items():
+                lines += ["            " + line for line in _init_lines(rule)]
+        for rule, names in own.items():
             lines.append(f"    for name in {tuple(names)!r}:")
             lines.append("        m = self.get_submodule(name)")
-            lines += ["        " + line for line in _INIT[scheme]]
+            lines += ["        " + line for line in _init_lines(rule)]
         cls.lines_init.append("self.reset_weights()")
         cls.methods.append("\n".join(lines))
 
@@ -832,24 +853,36 @@ def _class_text(cls: ClassDef) -> str:
     return "\n".join(lines) + "\n"
 
 
-_BIAS_ZERO = ["if m.bias is not None:", "    nn.init.zeros_(m.bias)"]
-_INIT: dict[str, list[str]] = {
-    "default": ["m.reset_parameters()"],
-    "kaiming_normal": [
-        'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
-        *_BIAS_ZERO,
+_WEIGHT_INIT: dict[str, list[str]] = {
+    "kaiming_normal": ['nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")'],
+    "kaiming_normal_fan_in": ['nn.init.kaiming_normal_(m.weight, nonlinearity="relu")'],
+    "kaiming_uniform": ['nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")'],
+    "xavier_normal": ["nn.init.xavier_normal_(m.weight)"],
+    "xavier_uniform": ["nn.init.xavier_uniform_(m.weight)"],
+    "normal": ["nn.init.normal_(m.weight, 0.0, 0.01)"],
+    "trunc_normal": ["nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2.0, b=2.0)"],
+    # fan_out as torch counts it: dim 0 times the receptive field (out_features for linear)
+    "uniform_fan_out": [
+        "bound = 1.0 / math.sqrt(m.weight.size(0) * m.weight[0][0].numel())",
+        "nn.init.uniform_(m.weight, -bound, bound)",
     ],
-    "kaiming_uniform": ['nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")', *_BIAS_ZERO],
-    "xavier_normal": ["nn.init.xavier_normal_(m.weight)", *_BIAS_ZERO],
-    "xavier_uniform": ["nn.init.xavier_uniform_(m.weight)", *_BIAS_ZERO],
-    "normal": ["nn.init.normal_(m.weight, 0.0, 0.01)", *_BIAS_ZERO],
-    "trunc_normal": [
-        "nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2.0, b=2.0)",
-        *_BIAS_ZERO,
-    ],
-    "ones": ["if m.weight is not None:", "    nn.init.ones_(m.weight)", *_BIAS_ZERO],
-    "zeros": ["if m.weight is not None:", "    nn.init.zeros_(m.weight)", *_BIAS_ZERO],
+    "ones": ["if m.weight is not None:", "    nn.init.ones_(m.weight)"],
+    "zeros": ["if m.weight is not None:", "    nn.init.zeros_(m.weight)"],
+    "keep": [],
 }
+_BIAS_INIT: dict[str, list[str]] = {
+    "zeros": ["if m.bias is not None:", "    nn.init.zeros_(m.bias)"],
+    "keep": [],
+}
+
+
+def _init_lines(rule: Init) -> list[str]:
+    """The statements giving module `m` its initial weights and biases."""
+    weight, bias = rule
+    if weight == "default":
+        return ["m.reset_parameters()"]  # torch's own init, weights and biases together
+    return [*_WEIGHT_INIT[weight], *_BIAS_INIT[bias]]
+
 
 _MAKE_DIVISIBLE = '''def make_divisible(
     value: float, divisor: int, min_value: int | None = None

@@ -170,10 +170,12 @@ class Googlenet(nn.Module):
     def reset_weights(self) -> None:
         """Initial weights as the spec asks; torch's defaults elsewhere."""
         for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if isinstance(m, nn.Conv2d):
                 nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2.0, b=2.0)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2.0, b=2.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
