@@ -155,6 +155,8 @@ def _skeleton_fields(path: KeyPath) -> list[str]:
         return list(BlockDef.model_fields)
     if path[0] == "blocks" and len(path) == 3 and path[2] == "residual":
         return list(ResidualSpec.model_fields)
+    if path[0] == "init" and len(path) == 2:
+        return list(InitRule.model_fields)
     return []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -93,9 +94,22 @@ def report(
             got = errs[0].get("input")
             shown = "" if isinstance(got, (dict, list, Mapping)) else f" (got {got!r})"
             detail = f"{name + ' ' if path else ''}{' or '.join(messages)}{shown}"
-            code, loc, hint = "CG202", locate(path, on_key), None
+            code, loc = "CG202", locate(path, on_key)
+            hint = did_you_mean(got, _allowed(errs)) if isinstance(got, str) else None
         diags.error(code, f"{what}: {detail}", loc, hint, fold_key=detail)
 
 
 def _message(err: ErrorDetails) -> str:
+    if err["type"] == "model_type":  # pydantic names its class; users wrote a mapping
+        return "must be a mapping"
     return str(err["msg"]).replace("Value error, ", "").replace("Input should be", "must be")
+
+
+def _allowed(errs: Sequence[ErrorDetails]) -> list[str]:
+    """The values a literal accepts, as pydantic lists them ("'a', 'b' or 'c'")."""
+    return [
+        value
+        for e in errs
+        if e["type"] == "literal_error"
+        for value in re.findall(r"'([^']*)'", str(e.get("ctx", {}).get("expected", "")))
+    ]

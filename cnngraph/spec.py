@@ -46,7 +46,7 @@ class _Strict(BaseModel):
 class InitRule(_Strict):
     """Initial weights and biases set apart, where a network treats them differently."""
 
-    weight: InitWeight | Literal["keep"] = Field(
+    weight: Literal["keep", InitWeight] = Field(
         default="keep", description="a scheme for the weights, or keep: as torch made them"
     )
     bias: Literal["zeros", "keep"] = Field(

@@ -179,6 +179,23 @@ def test_init_schemes_are_checked() -> None:
     expect(spec("- relu", head="init: {conv: zeros}"), "CG202", "conv: zeros")
 
 
+def test_init_rules_with_weight_and_bias_are_checked() -> None:
+    conv = "c: {op: conv2d, out_channels: 4, kernel_size: 1, init: %s}"
+    d = expect(spec(conv % "{weight: kaiming, bias: keep}"), "CG202", "kaiming,")
+    assert d.hint == "did you mean 'kaiming_normal'?"
+    d = expect(spec("- relu", head="init: {conv2d: xavier}"), "CG202", "xavier}")
+    assert "must be a mapping" in d.message and "InitRule" not in d.message
+    d = expect(spec(conv % "{weight: normal, biases: keep}"), "CG201", "biases")
+    assert d.hint == "did you mean 'bias'?"
+    expect(spec(conv % "{bias: ones}"), "CG202", "ones}")
+    expect(spec(conv % "{weight: default}"), "CG202", "default}")  # default is weights and biases
+    d = expect(
+        spec("- relu", head="init: {linear: {weight: normal, bias: zero}}"), "CG202", "zero}"
+    )
+    assert "'zeros'" in d.message and "'keep'" in d.message
+    expect(spec("- relu", head="init: {linear: {wieght: normal}}"), "CG201", "wieght")
+
+
 def test_layer_entry_must_be_a_mapping() -> None:
     expect(spec("- 5"), "CG207", "5")
 

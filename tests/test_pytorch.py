@@ -91,6 +91,20 @@ def test_torchvision_weights_load_strictly_and_agree(row: Row) -> None:
         assert torch.equal(module(x), reference(x))
 
 
+@pytest.mark.parametrize("row", TORCHVISION_ROWS, ids=lambda row: row.id)
+def test_a_seed_gives_torchvisions_initial_weights(row: Row) -> None:
+    """Bit for bit: the spec's `init:` follows torchvision's, and modules are built in the same
+    order, so both draw the same random numbers for the same tensors."""
+    # the GoogLeNet row skips torchvision's init elsewhere, to keep the other tests short
+    overrides = {"init_weights": True} if "init_weights" in row.torchvision_kwargs else {}
+    torch.manual_seed(0)
+    reference = row.torchvision_model(**overrides).state_dict()
+    torch.manual_seed(0)
+    ours = row.load().to_module().state_dict()
+    assert list(ours) == list(reference)
+    assert [name for name in ours if not torch.equal(ours[name], reference[name])] == []
+
+
 def test_googlenet_aux_heads_in_training_only() -> None:
     # Dropout off on both sides: torchvision draws its masks in another order (aux1 first).
     model = cnngraph.load(
@@ -409,6 +423,75 @@ def test_stochastic_depth_acts_only_in_training() -> None:
     out = module(x)
     kept = out.flatten(1).amax(1)
     assert set(kept.tolist()) <= {0.0, 2.0} and 0 < kept.count_nonzero() < 64
+
+
+# What each weight scheme means, from its definition: (std, bound or None) for fan-in and
+# fan-out as torch counts them. `default` is torch's kaiming_uniform_(a=sqrt(5)).
+_SCHEMES: dict[str, Any] = {
+    "default": lambda i, o: ((1 / i) ** 0.5 / 3**0.5, (1 / i) ** 0.5),
+    "kaiming_normal": lambda i, o: ((2 / o) ** 0.5, None),
+    "kaiming_normal_fan_in": lambda i, o: ((2 / i) ** 0.5, None),
+    "kaiming_uniform": lambda i, o: ((2 / i) ** 0.5, (6 / i) ** 0.5),
+    "xavier_normal": lambda i, o: ((2 / (i + o)) ** 0.5, None),
+    "xavier_uniform": lambda i, o: ((2 / (i + o)) ** 0.5, (6 / (i + o)) ** 0.5),
+    "normal": lambda i, o: (0.01, None),
+    "trunc_normal": lambda i, o: (0.01, None),
+    "uniform_fan_out": lambda i, o: ((1 / o) ** 0.5 / 3**0.5, (1 / o) ** 0.5),
+}
+
+
+@pytest.mark.parametrize("scheme", cnngraph.spec.INIT_SCHEMES)
+def test_every_init_scheme_gives_its_distribution(scheme: str) -> None:
+    """Large layers, so that the sample std is within 3% of the scheme's (seed 0: within 0.3%)."""
+    spec = {
+        "cnngraph": 1,
+        "name": "t",
+        "input": [64, 4, 4],
+        "init": {"conv2d": scheme, "linear": scheme},
+        "layers": {
+            "conv": {"op": "conv2d", "out_channels": 128, "kernel_size": 3},
+            "pool": {"op": "adaptive_avg_pool2d", "output_size": 1},
+            "flat": "flatten",
+            "fc": {"op": "linear", "out_features": 768},
+        },
+    }
+    torch.manual_seed(0)
+    module = cnngraph.load(spec).to_module()
+    for layer, fan_in, fan_out in [(module.conv, 64 * 9, 128 * 9), (module.fc, 128, 768)]:
+        weight, bias = layer.weight.detach(), layer.bias.detach()
+        if scheme in ("ones", "zeros"):
+            assert torch.equal(weight, torch.full_like(weight, float(scheme == "ones")))
+        else:
+            std, bound = _SCHEMES[scheme](fan_in, fan_out)
+            assert abs(weight.std().item() / std - 1) < 0.03
+            assert abs(weight.mean().item()) < 0.05 * std
+            if bound is not None:
+                assert weight.abs().max().item() <= bound
+        if scheme == "default":  # torch's bias init: uniform within 1/sqrt(fan_in)
+            assert 0 < bias.abs().max().item() <= (1 / fan_in) ** 0.5
+        else:
+            assert torch.count_nonzero(bias) == 0
+
+
+def test_init_rules_set_weights_and_biases_apart() -> None:
+    def build(init: dict[str, Any]) -> Any:
+        spec = {
+            "cnngraph": 1,
+            "name": "t",
+            "input": [16],
+            "init": {"linear": init},
+            "layers": {"fc": {"op": "linear", "out_features": 64}},
+        }
+        torch.manual_seed(0)
+        return cnngraph.load(spec).to_module().fc
+
+    made_by_torch = build({"weight": "keep", "bias": "keep"})  # no reset_weights at all
+    kept_bias = build({"weight": "zeros", "bias": "keep"})
+    assert torch.count_nonzero(kept_bias.weight) == 0
+    assert torch.equal(kept_bias.bias, made_by_torch.bias)
+    kept_weight = build({"weight": "keep"})  # biases are zeroed unless kept
+    assert torch.equal(kept_weight.weight, made_by_torch.weight)
+    assert torch.count_nonzero(kept_weight.bias) == 0
 
 
 def test_initial_weights_follow_the_spec() -> None:
