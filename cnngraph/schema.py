@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .ops import OPS
-from .spec import SpecFile
+from .spec import INIT_SCHEMES, SpecFile
 
 EXPRESSION: dict[str, Any] = {
     "type": "string",
@@ -38,7 +38,14 @@ _ENTRY_KEYS: dict[str, Any] = {
         "type": "boolean",
         "description": "in a list: place the block's layers into it, numbered on",
     },
-    "init": {"type": "string", "description": "this layer's initial weights"},
+    "init": {
+        "anyOf": [
+            {"type": "string", "enum": list(INIT_SCHEMES)},
+            {"$ref": "#/$defs/InitRule"},
+            EXPRESSION,
+        ],
+        "description": "this layer's initial weights: a scheme, or {weight, bias}",
+    },
 }
 
 

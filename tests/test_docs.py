@@ -1,4 +1,5 @@
-"""The reference documents cover every op and every diagnostic code; the tutorial holds."""
+"""The reference documents cover every op, init scheme and diagnostic code; the tutorial
+holds."""
 
 from __future__ import annotations
 
@@ -10,16 +11,24 @@ import pytest
 import cnngraph
 from cnngraph.errors import CODES
 from cnngraph.ops import OPS
+from cnngraph.spec import INIT_SCHEMES
 
 from .conftest import ROOT
 
 LANGUAGE = (ROOT / "docs" / "spec-language.md").read_text()
 DIAGNOSTICS = (ROOT / "docs" / "diagnostics.md").read_text()
+PYTORCH = (ROOT / "docs" / "pytorch.md").read_text()
 
 
 @pytest.mark.parametrize("kind", sorted(OPS))
 def test_every_op_is_documented(kind: str) -> None:
     assert re.search(rf"`{re.escape(kind)}`", LANGUAGE), f"{kind} missing from spec-language.md"
+
+
+def test_every_init_scheme_is_documented() -> None:
+    rows = re.findall(r"^  \| (`.*?`) \|", PYTORCH, re.MULTILINE)
+    documented = {name for row in rows for name in re.findall(r"`(\w+)`", row)}
+    assert documented == set(INIT_SCHEMES)
 
 
 def test_every_code_is_documented() -> None:

@@ -33,6 +33,9 @@ def test_specs_conform(validator: Any, path: Path) -> None:
         {"op": "conv2d", "out_channels": 4, "kernal_size": 3},
         {"op": "nope"},
         {"op": "conv2d", "out_channels": "four", "kernel_size": 3},
+        {"op": "conv2d", "out_channels": 4, "kernel_size": 1, "init": "kaiming"},
+        {"op": "conv2d", "out_channels": 4, "kernel_size": 1, "init": {"weight": "he"}},
+        {"op": "conv2d", "out_channels": 4, "kernel_size": 1, "init": {"biases": "keep"}},
     ],
 )
 def test_mistakes_are_flagged(validator: Any, layer: dict[str, Any]) -> None:
@@ -51,3 +54,11 @@ def test_expressions_are_allowed(validator: Any) -> None:
         },
     }
     assert validator.is_valid(spec)
+
+
+def test_layer_init_takes_a_scheme_or_a_rule(validator: Any) -> None:
+    conv = {"op": "conv2d", "out_channels": 4, "kernel_size": 1}
+    for init in ["kaiming_normal", {"weight": "normal", "bias": "keep"}, {"bias": "keep"}, "$i"]:
+        layers = {"c": {**conv, "init": init}}
+        spec = {"cnngraph": 1, "name": "t", "input": [3, 8, 8], "layers": layers}
+        assert validator.is_valid(spec), init
