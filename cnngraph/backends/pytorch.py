@@ -65,6 +65,7 @@ class Leaf:
     values: list[Any]  # per instance; None where the enclosing module is unused
     raw: Any = None  # what the spec wrote for it, if it comes from a spec field
     name: str = "value"  # a readable name for a new argument
+    size: bool = False  # a positional channel or feature count
 
 
 @dataclass
@@ -113,18 +114,23 @@ def _same(a: Any, b: Any) -> bool:
 
 def _type_hint(values: Sequence[Any]) -> str:
     present = [v for v in values if v is not None]
-    kinds = {type(v) for v in present}
-    optional = " | None" if len(present) < len(values) else ""
+    return _hint(present) + (" | None" if len(present) < len(values) else "")
+
+
+def _hint(values: Sequence[Any]) -> str:
+    """The narrowest hint every value fits; tables (tuples of rows) are hinted element-wise."""
+    kinds = {type(v) for v in values}
     if kinds == {bool}:
-        return "bool" + optional
-    if kinds <= {int} and kinds:
-        return "int" + optional
-    if kinds <= {int, float} and kinds:
-        return "float" + optional
+        return "bool"
+    if kinds and kinds <= {int}:
+        return "int"
+    if kinds and kinds <= {int, float}:
+        return "float"
     if kinds == {str}:
-        return "str" + optional
-    if kinds <= {tuple, list}:
-        return "tuple[int, ...]" + optional
+        return "str"
+    if kinds and kinds <= {tuple, list}:
+        elements = [x for v in values for x in v]
+        return f"tuple[{_hint(elements) if elements else 'int'}, ...]"
     return "object"
 
 
@@ -436,6 +442,8 @@ class _Context:
         self.defaults: dict[str, Any] = {}
         self.names = self._available()
         self.taken = {"self", "torch", "nn", "math"}
+        # channel counts written so far, newest last: (source text, value per instance)
+        self.sizes: list[tuple[str, list[Any]]] = []
 
     # what expressions may name, per instance
     def _available(self) -> list[dict[str, Any]]:
@@ -472,10 +480,12 @@ class _Context:
         expr = self.module_expr(item)
         if isinstance(expr, tuple):  # a shortcut some instances need and others do not
             flag, module = expr
-            self.cls.lines_init.append(
-                f"{_assign(item.local, 'nn.Identity()')}\n"
-                f"if {flag}:\n    {_assign(item.local, module)}"
+            first = (  # annotated: the attribute holds one module type or another
+                f"self.{item.local}: nn.Module = nn.Identity()"
+                if item.local.isidentifier()
+                else _assign(item.local, "nn.Identity()")
             )
+            self.cls.lines_init.append(f"{first}\nif {flag}:\n    {_assign(item.local, module)}")
         elif expr is not None:
             self.cls.lines_init.append(_assign(item.local, expr))
 
@@ -539,8 +549,12 @@ class _Context:
                 parts.append(f"{arg.keyword}={sub}" if arg.keyword else sub)
                 continue
             raw = lookup(self.graph.doc.data, (*node.src, arg.field)) if arg.field else None
-            leaf = Leaf(values, raw, f"{local}_{arg.keyword or arg.field or 'channels'}")
+            leaf = Leaf(
+                values, raw, f"{local}_{arg.keyword or arg.field or 'channels'}", not arg.keyword
+            )
             text = self.choose(leaf)
+            if leaf.size:
+                self.sizes.append((text, values))
             if arg.keyword and arg.omissible(_literal_value(text)):
                 continue
             parts.append(f"{arg.keyword}={text}" if arg.keyword else text)
@@ -561,6 +575,10 @@ class _Context:
             return text
         if all(_same(v, live[0][0]) for v, _ in live):
             return literal(_as_tuple(live[0][0]))
+        if leaf.size:  # a count that varies: most often the one just written (a conv's output)
+            for written, values in self.sizes[::-1]:
+                if all(v is None or _same(v, w) for v, w in zip(leaf.values, values, strict=True)):
+                    return written
         # Values that vary: a param (or in_channels) with the same values in every instance.
         candidates = ["in_channels", *(k for k in live[0][1] if k not in self.graph.params)]
         for name in candidates:
@@ -772,7 +790,10 @@ def _call_shape(made: Call | None) -> str:
 
 
 def _as_tuple(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+    """Lists as tuples, at any depth: arguments are immutable, and hinted `tuple[...]`."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuple(v) for v in value)
+    return value
 
 
 def _literal_value(text: str) -> Any:

@@ -25,7 +25,7 @@ class Basic(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(width, width, kernel_size=3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
-        self.downsample = nn.Identity()
+        self.downsample: nn.Module = nn.Identity()
         if use_downsample:
             self.downsample = nn.Sequential(
                 nn.Conv2d(in_channels, width, kernel_size=1, stride=2, bias=False),
