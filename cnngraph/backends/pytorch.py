@@ -82,6 +82,7 @@ class ClassDef:
     returns: str = "torch.Tensor"
     base: str = "nn.Module"
     methods: list[str] = field(default_factory=list)  # further methods, as source
+    out_param: str | None = None  # an argument equal to the output channels everywhere
 
     def value(self, name: str, path: str) -> Any:
         """The value argument `name` takes for the instance at `path`."""
@@ -325,10 +326,27 @@ class Generator:
         cls.params = context.class_params()
         if kind == "root":
             self._reset_weights(cls)
+        else:
+            cls.out_param = self._output_param(cls)
         self.classes.append(cls)
         for path in paths:
             self.class_of[path] = cls
         return cls
+
+    def _output_param(self, cls: ClassDef) -> str | None:
+        """The argument that is the output's channel count in every instance, if one is:
+        a caller writes the next layer's input channels with it."""
+        channels = [self._channels(self._ends(path)[1][0]) for path in cls.paths]
+        for name, _hint, values, _default in cls.params:
+            if all(type(v) is int and v == c for v, c in zip(values, channels, strict=True)):
+                return name
+        return None
+
+    def _channels(self, ref: str) -> int | None:
+        while ref in self.graph.scopes:  # a scope's result is its output's
+            ref = self.graph.scopes[ref].output
+        shape = self.layers[ref].shape if ref in self.layers else None
+        return shape[0] if shape else None
 
     def _construction_order(self, items: list[Item]) -> list[Item]:
         """Submodules in the order they are created: the order of the computation, except that
@@ -518,10 +536,17 @@ class _Context:
             return "nn.Sequential(" + ", ".join(c for c in children if isinstance(c, str)) + ")"
         child = self.gen.class_of[item.path]
         args = []
+        output: tuple[str, list[Any]] | None = None
         for pname, _hint, _values, _default in child.params:
             values = [child.value(pname, p) for p in paths]
             raw = self._call_site_raw(item, pname)
-            args.append(f"{pname}={self.choose(Leaf(values, raw, f'{item.local}_{pname}'))}")
+            leaf = Leaf(values, raw, f"{item.local}_{pname}", size=pname == "in_channels")
+            text = self.choose(leaf)
+            args.append(f"{pname}={text}")
+            if pname == child.out_param:
+                output = (text, values)
+        if output is not None:
+            self.sizes.append(output)
         return f"{child.name}({', '.join(args)})"
 
     @staticmethod
