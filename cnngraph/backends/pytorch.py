@@ -361,9 +361,9 @@ class Generator:
                 block = lookup(self.graph.doc.data, item.node.src[:-1])
                 keys = list(block) if isinstance(block, dict) else []
                 body = next((k for k in keys if k in ("layers", "branches")), None)
-                if body is not None and keys.index("residual") < keys.index(body):
+                if body and "residual" in keys and keys.index("residual") < keys.index(body):
                     first.append(item)
-        return first + [item for item in items if item not in first]
+        return first + [item for item in items if all(item is not f for f in first)]
 
     def _reset_weights(self, cls: ClassDef) -> None:
         """The spec's initial weights: a rule per op kind, then each layer's own."""
