@@ -336,17 +336,12 @@ class Generator:
     def _output_param(self, cls: ClassDef) -> str | None:
         """The argument that is the output's channel count in every instance, if one is:
         a caller writes the next layer's input channels with it."""
-        channels = [self._channels(self._ends(path)[1][0]) for path in cls.paths]
+        outputs = [self.layers.get(self.graph.scopes[path].output) for path in cls.paths]
+        channels = [info.shape[0] if info and info.shape else None for info in outputs]
         for name, _hint, values, _default in cls.params:
             if all(type(v) is int and v == c for v, c in zip(values, channels, strict=True)):
                 return name
         return None
-
-    def _channels(self, ref: str) -> int | None:
-        while ref in self.graph.scopes:  # a scope's result is its output's
-            ref = self.graph.scopes[ref].output
-        shape = self.layers[ref].shape if ref in self.layers else None
-        return shape[0] if shape else None
 
     def _construction_order(self, items: list[Item]) -> list[Item]:
         """Submodules in the order they are created: the order of the computation, except that
