@@ -336,18 +336,18 @@ def test_generated_source_is_ruff_clean_and_deterministic(path: Path) -> None:
     assert result.returncode == 0, result.stdout
 
 
-def test_channel_counts_are_written_as_the_layer_before_wrote_them() -> None:
-    """A batch norm after a conv names the conv's output count, and a block's input channels
-    are the previous block's output argument, not arguments of their own."""
+def test_channel_counts_are_written_as_the_spec_writes_them() -> None:
+    """Generated from the definitions: a batch norm after a conv names the conv's output count
+    as the spec wrote it, a block call passes the previous block's output, and a projection's
+    condition comes from the ops' rules (torchvision's `stride != 1 or inplanes != ...`)."""
     resnet = cnngraph.load(SPECS / "resnet.yaml").torch_source()
     assert "nn.Conv2d(in_channels, width, kernel_size=1, bias=False)\n" in resnet
     assert "self.bn1 = nn.BatchNorm2d(width)\n" in resnet
     assert "self.bn3 = nn.BatchNorm2d(planes * 4)\n" in resnet
-    assert "nn.BatchNorm2d(planes * 4),\n" in resnet  # the downsample's, never None
+    assert "if not stride == 1 or in_channels != planes * 4:\n" in resnet
     anynet = cnngraph.load(SPECS / "anynet.yaml").torch_source()
-    assert "self.b = Cna(in_channels=a_out, " in anynet
-    assert "self.c = Cna2(in_channels=b_out, " in anynet
-    assert "b_in_channels" not in anynet
+    assert "Cna(inner, out=inner, k=3, stride=stride, groups=inner // group_width)," in anynet
+    assert "class Cna2" not in anynet
 
 
 def test_generated_sources_type_check(tmp_path: Path) -> None:

@@ -10,7 +10,12 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from .. import symbolic as sym
+from ..symbolic import Expr
+
 Shape = tuple[int, ...]
+# A per-sample shape in generated code: a source expression per dim, None where unknown.
+ShapeCode = tuple[Expr | None, ...]
 
 # Sizes beyond this are typos, not models; they are refused before they cost anything.
 MAX_DIM = 1 << 24
@@ -112,6 +117,20 @@ def literal(value: Any) -> str:
     return repr(value)
 
 
+class Fields:
+    """An op's fields as code: what the spec wrote, else the op's default, as `Expr`s."""
+
+    def __init__(self, op: type[Op], given: dict[str, Expr]) -> None:
+        self.op = op
+        self.given = given
+
+    def __getitem__(self, name: str) -> Expr:
+        if name in self.given:
+            return self.given[name]
+        info = self.op.model_fields[name]
+        return sym.const(info.default)
+
+
 class Op(BaseModel):
     """Base of every op. Subclasses set `kind`, fields, and override the rules they need."""
 
@@ -181,6 +200,28 @@ class Op(BaseModel):
     def torch_forward_inplace(self, args: Sequence[str]) -> str | None:
         """A statement computing the op into `args[0]` in place, where the op has one."""
         return None
+
+    # ---- rules for generated code: the same facts as above, over source expressions ----
+
+    @classmethod
+    def has_module(cls) -> bool:
+        """Whether torch code holds this op as a submodule (joins are written in forward)."""
+        return cls.torch_call is not Op.torch_call
+
+    @classmethod
+    def shape_rule(cls, f: Fields, inputs: Sequence[ShapeCode]) -> ShapeCode | None:
+        """The output shape as code (None: not expressible); by default the first input's."""
+        return inputs[0]
+
+    @classmethod
+    def keeps_size_rule(cls, f: Fields) -> Expr:
+        """Whether the op keeps height and width for every input size."""
+        return sym.const(True)
+
+    @classmethod
+    def stride_rule(cls, f: Fields) -> Expr | None:
+        """The factor by which the op divides height and width (a 1x1 projection's stride)."""
+        return sym.const(1)
 
 
 def expect_rank(kind: str, shape: Shape, rank: int, hint: str | None = None) -> None:

@@ -7,18 +7,22 @@ from typing import Literal
 
 from pydantic import Field
 
+from .. import symbolic as sym
 from ..formulas import conv_out, conv_transpose_out, projection_stride, same_padding
+from ..symbolic import Expr
 from .base import (
     _NO_DEFAULT as _NONE,
 )
 from .base import (
     Arg,
     Call,
+    Fields,
     NonNegPair,
     Op,
     PosInt,
     PosPair,
     Shape,
+    ShapeCode,
     ShapeError,
     call,
     check_positive,
@@ -44,6 +48,27 @@ def _check_channels(kind: str, c_in: int, declared: int | None, out: int, groups
                 "choose groups that divides both channel counts",
                 "groups",
             )
+
+
+_ONE, _TWO = sym.const(1), sym.const(2)
+
+
+def _strided_size(n: Expr, k: Expr, s: Expr, p: Expr, d: Expr) -> Expr:
+    """floor((n + 2p - d(k-1) - 1) / s) + 1, as code."""
+    reach = sym.add(sym.mul(d, sym.sub(k, _ONE)), _ONE)
+    return sym.add(sym.floordiv(sym.sub(sym.add(n, sym.mul(_TWO, p)), reach), s), _ONE)
+
+
+def _keeps(k: Expr, s: Expr, p: Expr, d: Expr) -> Expr:
+    """A window keeps every size when it moves by 1 and its padding makes up its reach."""
+    return sym.all_of([sym.eq(s, _ONE), sym.eq(sym.mul(_TWO, p), sym.mul(d, sym.sub(k, _ONE)))])
+
+
+def one_stride(stride: Expr) -> Expr:
+    """A stride field as one value where both axes agree."""
+    if stride.constant and isinstance(stride.value, tuple) and stride.value[0] == stride.value[1]:
+        return sym.const(stride.value[0])
+    return stride
 
 
 class _Conv(Op):
@@ -153,6 +178,44 @@ class Conv2d(_Conv):
     def count_macs(self, shapes: Sequence[Shape], out: Shape) -> int:
         return numel(out) * (shapes[0][0] // self.groups) * numel(self.kernel_size)
 
+    @classmethod
+    def _padding(cls, f: Fields, index: int) -> Expr | None:
+        """The padding on one side along an axis, or None for 'same'."""
+        padding = f["padding"]
+        if padding.constant and padding.value == "same":
+            return None
+        if padding.constant and padding.value == "valid":
+            return sym.const(0)
+        return sym.axis(padding, index)
+
+    @classmethod
+    def shape_rule(cls, f: Fields, inputs: Sequence[ShapeCode]) -> ShapeCode | None:
+        if len(inputs[0]) != 3:
+            return None
+        out: list[Expr | None] = [f["out_channels"]]
+        for index, n in enumerate(inputs[0][1:]):
+            p = cls._padding(f, index)
+            if n is None or p is None:
+                out.append(n)
+                continue
+            k, s, d = (sym.axis(f[name], index) for name in ("kernel_size", "stride", "dilation"))
+            out.append(_strided_size(n, k, s, p, d))
+        return tuple(out)
+
+    @classmethod
+    def keeps_size_rule(cls, f: Fields) -> Expr:
+        rules = []
+        for index in (0, 1):
+            p = cls._padding(f, index)
+            if p is not None:
+                k, s, d = (sym.axis(f[n], index) for n in ("kernel_size", "stride", "dilation"))
+                rules.append(_keeps(k, s, p, d))
+        return sym.all_of(rules)
+
+    @classmethod
+    def stride_rule(cls, f: Fields) -> Expr | None:
+        return one_stride(f["stride"])
+
     def torch_call(self, shapes: Sequence[Shape]) -> Call:
         return call(
             "nn.Conv2d",
@@ -221,6 +284,32 @@ class ConvTranspose2d(_Conv):
         return check_positive(
             self.kind, out, "padding removes more than the kernel adds", "padding"
         )
+
+    @classmethod
+    def shape_rule(cls, f: Fields, inputs: Sequence[ShapeCode]) -> ShapeCode | None:
+        if len(inputs[0]) != 3:
+            return None
+        out: list[Expr | None] = [f["out_channels"]]
+        for index, n in enumerate(inputs[0][1:]):
+            k, s, p, d, extra = (
+                sym.axis(f[name], index)
+                for name in ("kernel_size", "stride", "padding", "dilation", "output_padding")
+            )
+            if n is None:
+                out.append(None)
+                continue
+            # (n - 1)s - 2p + d(k - 1) + output_padding + 1
+            grown = sym.add(sym.mul(sym.sub(n, _ONE), s), sym.mul(d, sym.sub(k, _ONE)))
+            out.append(sym.add(sym.sub(grown, sym.mul(_TWO, p)), sym.add(extra, _ONE)))
+        return tuple(out)
+
+    @classmethod
+    def keeps_size_rule(cls, f: Fields) -> Expr:
+        return sym.const(False)  # said for every size only where it is sure
+
+    @classmethod
+    def stride_rule(cls, f: Fields) -> Expr | None:
+        return None  # it upsamples: no strided 1x1 convolution follows it
 
     def count_macs(self, shapes: Sequence[Shape], out: Shape) -> int:
         # Every input pixel scatters a full kernel into (out_channels / groups) channels.

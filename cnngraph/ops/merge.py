@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .base import Op, Shape, ShapeError, torch_dim
+from .. import symbolic as sym
+from ..symbolic import Expr
+from .base import Fields, Op, Shape, ShapeCode, ShapeError, torch_dim
 
 
 def _shapes_text(shapes: Sequence[Shape]) -> str:
@@ -69,6 +71,19 @@ class Concat(Op):
 
     def edge_kind(self, position: int) -> str | None:
         return "concat"
+
+    @classmethod
+    def shape_rule(cls, f: Fields, inputs: Sequence[ShapeCode]) -> ShapeCode | None:
+        dim = f["dim"]
+        rank = len(inputs[0])
+        if not dim.constant or not -rank - 1 <= dim.value <= rank or dim.value % (rank + 1) == 0:
+            return None
+        axis = dim.value % (rank + 1) - 1
+        total: Expr | None = sym.const(0)
+        for shape in inputs:
+            part = shape[axis] if len(shape) == rank else None
+            total = None if total is None or part is None else sym.add(total, part)
+        return (*inputs[0][:axis], total, *inputs[0][axis + 1 :])
 
     def torch_forward(self, module: str, args: Sequence[str]) -> str:
         return f"torch.cat([{', '.join(args)}], dim={self.dim})"

@@ -7,17 +7,21 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field
 
+from .. import symbolic as sym
 from ..formulas import pool_out
+from ..symbolic import Expr
 from .base import (
     _NO_DEFAULT as _NONE,
 )
 from .base import (
     Call,
+    Fields,
     NonNegPair,
     Op,
     PosInt,
     PosPair,
     Shape,
+    ShapeCode,
     ShapeError,
     call,
     check_positive,
@@ -36,6 +40,52 @@ class _Pool(Op):
 
     def _dilation(self) -> tuple[int, int]:
         return (1, 1)
+
+    @classmethod
+    def _window(cls, f: Fields, index: int) -> tuple[Expr, Expr, Expr, Expr]:
+        stride = f["stride"]
+        if stride.constant and stride.value is None:
+            stride = f["kernel_size"]
+        dilation = f["dilation"] if "dilation" in cls.model_fields else sym.const(1)
+        return (
+            sym.axis(f["kernel_size"], index),
+            sym.axis(stride, index),
+            sym.axis(f["padding"], index),
+            sym.axis(dilation, index),
+        )
+
+    @classmethod
+    def shape_rule(cls, f: Fields, inputs: Sequence[ShapeCode]) -> ShapeCode | None:
+        if len(inputs[0]) != 3:
+            return None
+        out: list[Expr | None] = [inputs[0][0]]
+        ceil = f["ceil_mode"]
+        for index, n in enumerate(inputs[0][1:]):
+            k, s, p, d = cls._window(f, index)
+            parts = (n, k, s, p, d, ceil)
+            if all(x is not None and x.constant for x in parts):
+                values = [x.value for x in parts if x is not None]
+                out.append(sym.const(pool_out(*values)))
+            else:
+                out.append(None)  # ceil_mode's rule is not worth writing out as code
+        return tuple(out)
+
+    @classmethod
+    def keeps_size_rule(cls, f: Fields) -> Expr:
+        return sym.all_of(
+            sym.all_of(
+                [
+                    sym.eq(s, sym.const(1)),
+                    sym.eq(sym.mul(sym.const(2), p), sym.mul(d, sym.sub(k, sym.const(1)))),
+                ]
+            )
+            for k, s, p, d in (cls._window(f, 0), cls._window(f, 1))
+        )
+
+    @classmethod
+    def stride_rule(cls, f: Fields) -> Expr | None:
+        _, s, _, _ = cls._window(f, 0)
+        return s
 
     def infer(self, shapes: Sequence[Shape]) -> Shape:
         expect_rank(self.kind, shapes[0], 3)
@@ -137,6 +187,27 @@ class _AdaptivePool(Op):
     def label(self, shapes: Sequence[Shape] = ()) -> str:
         oh, ow = self.output_size
         return f"{self.kind} {'*' if oh is None else oh}x{'*' if ow is None else ow}"
+
+    @classmethod
+    def shape_rule(cls, f: Fields, inputs: Sequence[ShapeCode]) -> ShapeCode | None:
+        if len(inputs[0]) != 3:
+            return None
+        size = f["output_size"]
+        if not size.constant:
+            return (inputs[0][0], None, None)
+        pair = size.value if isinstance(size.value, tuple) else (size.value, size.value)
+        return (
+            inputs[0][0],
+            *(n if m is None else sym.const(m) for n, m in zip(inputs[0][1:], pair, strict=True)),
+        )
+
+    @classmethod
+    def keeps_size_rule(cls, f: Fields) -> Expr:
+        return sym.const(False)
+
+    @classmethod
+    def stride_rule(cls, f: Fields) -> Expr | None:
+        return None
 
     def _size(self) -> int | tuple[int | None, int | None]:
         oh, ow = self.output_size

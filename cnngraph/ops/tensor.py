@@ -8,13 +8,17 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from .. import symbolic as sym
+from ..symbolic import Expr
 from .base import (
     Call,
+    Fields,
     Op,
     PosInt,
     PosPair,
     Probability,
     Shape,
+    ShapeCode,
     ShapeError,
     call,
     check_positive,
@@ -42,6 +46,21 @@ class Flatten(Op):
                 field="start_dim",
             )
         return (*shape[:start], numel(shape[start : end + 1]), *shape[end + 1 :])
+
+    @classmethod
+    def shape_rule(cls, f: Fields, inputs: Sequence[ShapeCode]) -> ShapeCode | None:
+        shape = inputs[0]
+        start_dim, end_dim = f["start_dim"], f["end_dim"]
+        if not (start_dim.constant and end_dim.constant):
+            return None
+        full = len(shape) + 1  # dims count the batch
+        start, end = start_dim.value % full - 1, end_dim.value % full - 1
+        if not 0 <= start <= end:
+            return None
+        product: Expr | None = sym.const(1)
+        for dim in shape[start : end + 1]:
+            product = None if product is None or dim is None else sym.mul(product, dim)
+        return (*shape[:start], product, *shape[end + 1 :])
 
     def torch_call(self, shapes: Sequence[Shape]) -> Call:
         return call(
@@ -76,6 +95,10 @@ class Linear(Op):
 
     def count_macs(self, shapes: Sequence[Shape], out: Shape) -> int:
         return shapes[0][0] * self.out_features
+
+    @classmethod
+    def shape_rule(cls, f: Fields, inputs: Sequence[ShapeCode]) -> ShapeCode | None:
+        return (f["out_features"],)
 
     def torch_call(self, shapes: Sequence[Shape]) -> Call:
         return call(
@@ -169,6 +192,27 @@ class Upsample(Op):
         return check_positive(
             self.kind, out, "the scale factor shrinks it to nothing", "scale_factor"
         )
+
+    @classmethod
+    def shape_rule(cls, f: Fields, inputs: Sequence[ShapeCode]) -> ShapeCode | None:
+        c, *spatial = inputs[0]
+        size, factor = f["size"], f["scale_factor"]
+        if size.constant and size.value is not None:
+            return (c, *(sym.axis(size, i) for i in (0, 1)))
+        out: list[Expr | None] = [c]
+        for i, n in enumerate(spatial):
+            k = sym.axis(factor, i)
+            exact = n is not None and n.constant and k.constant
+            out.append(sym.const(math.floor(n.value * k.value)) if exact and n else None)
+        return tuple(out)
+
+    @classmethod
+    def keeps_size_rule(cls, f: Fields) -> Expr:
+        return sym.const(False)
+
+    @classmethod
+    def stride_rule(cls, f: Fields) -> Expr | None:
+        return None
 
     def symmetric(self) -> bool:
         factors = self._factors()

@@ -4,14 +4,32 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
 
-class Conv(nn.Module):
+class GooglenetOutputs(NamedTuple):
+    """The outputs of Googlenet, in spec order."""
+
+    logits: torch.Tensor
+    aux_logits2: torch.Tensor | None
+    aux_logits1: torch.Tensor | None
+
+
+class Conv(nn.Sequential):
     """Block `conv` of the spec."""
 
-    def __init__(self, in_channels: int, out: int, k: int, stride: int, padding: int) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        *,
+        out: int,
+        k: int,
+        stride: int = 1,
+        padding: int = 0,
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
             in_channels,
@@ -23,12 +41,7 @@ class Conv(nn.Module):
         )
         self.bn = nn.BatchNorm2d(out, eps=0.001)
         self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv(x)
-        out = self.bn(out)
-        out = self.relu(out)
-        return out
+        self.out_channels = out
 
 
 class Inception(nn.Module):
@@ -37,6 +50,7 @@ class Inception(nn.Module):
     def __init__(
         self,
         in_channels: int,
+        *,
         ch1x1: int,
         ch3x3red: int,
         ch3x3: int,
@@ -45,19 +59,17 @@ class Inception(nn.Module):
         pool_proj: int,
     ) -> None:
         super().__init__()
-        self.branch1 = Conv(in_channels=in_channels, out=ch1x1, k=1, stride=1, padding=0)
-        self.branch2 = nn.Sequential(
-            Conv(in_channels=in_channels, out=ch3x3red, k=1, stride=1, padding=0),
-            Conv(in_channels=ch3x3red, out=ch3x3, k=3, stride=1, padding=1),
-        )
-        self.branch3 = nn.Sequential(
-            Conv(in_channels=in_channels, out=ch5x5red, k=1, stride=1, padding=0),
-            Conv(in_channels=ch5x5red, out=ch5x5, k=3, stride=1, padding=1),
-        )
-        self.branch4 = nn.Sequential(
-            nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
-            Conv(in_channels=in_channels, out=pool_proj, k=1, stride=1, padding=0),
-        )
+        self.branch1 = Conv(in_channels, out=ch1x1, k=1)
+        self.branch2 = nn.Sequential()
+        self.branch2.append(Conv(in_channels, out=ch3x3red, k=1))
+        self.branch2.append(Conv(ch3x3red, out=ch3x3, k=3, padding=1))
+        self.branch3 = nn.Sequential()
+        self.branch3.append(Conv(in_channels, out=ch5x5red, k=1))
+        self.branch3.append(Conv(ch5x5red, out=ch5x5, k=3, padding=1))
+        self.branch4 = nn.Sequential()
+        self.branch4.append(nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True))
+        self.branch4.append(Conv(in_channels, out=pool_proj, k=1))
+        self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branch1 = self.branch1(x)
@@ -68,18 +80,40 @@ class Inception(nn.Module):
         return out
 
 
-class Googlenet(nn.Module):
-    """`googlenet`: input [3, 224, 224], 6,624,904 parameters."""
+class Aux(nn.Sequential):
+    """Block `aux` of the spec."""
 
-    def __init__(self, dropout: float = 0.2, num_classes: int = 1000) -> None:
+    def __init__(self, in_channels: int, *, num_classes: int, dropout_aux: float) -> None:
         super().__init__()
-        self.conv1 = Conv(in_channels=3, out=64, k=7, stride=2, padding=3)
+        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.conv = Conv(in_channels, out=128, k=1)
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(2048, 1024)
+        self.relu = nn.ReLU(inplace=True)
+        self.dropout = nn.Dropout(p=dropout_aux)
+        self.fc2 = nn.Linear(1024, num_classes)
+        self.out_channels = num_classes
+
+
+class Googlenet(nn.Module):
+    """`googlenet`: input [3, 224, 224], 6,624,904 parameters at the defaults."""
+
+    def __init__(
+        self,
+        *,
+        num_classes: int = 1000,
+        aux_logits: bool = False,
+        dropout: float = 0.2,
+        dropout_aux: float = 0.7,
+    ) -> None:
+        super().__init__()
+        self.conv1 = Conv(3, out=64, k=7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
-        self.conv2 = Conv(in_channels=64, out=64, k=1, stride=1, padding=0)
-        self.conv3 = Conv(in_channels=64, out=192, k=3, stride=1, padding=1)
+        self.conv2 = Conv(64, out=64, k=1)
+        self.conv3 = Conv(64, out=192, k=3, padding=1)
         self.maxpool2 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.inception3a = Inception(
-            in_channels=192,
+            192,
             ch1x1=64,
             ch3x3red=96,
             ch3x3=128,
@@ -88,7 +122,7 @@ class Googlenet(nn.Module):
             pool_proj=32,
         )
         self.inception3b = Inception(
-            in_channels=256,
+            256,
             ch1x1=128,
             ch3x3red=128,
             ch3x3=192,
@@ -98,7 +132,7 @@ class Googlenet(nn.Module):
         )
         self.maxpool3 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.inception4a = Inception(
-            in_channels=480,
+            480,
             ch1x1=192,
             ch3x3red=96,
             ch3x3=208,
@@ -107,7 +141,7 @@ class Googlenet(nn.Module):
             pool_proj=64,
         )
         self.inception4b = Inception(
-            in_channels=512,
+            512,
             ch1x1=160,
             ch3x3red=112,
             ch3x3=224,
@@ -116,7 +150,7 @@ class Googlenet(nn.Module):
             pool_proj=64,
         )
         self.inception4c = Inception(
-            in_channels=512,
+            512,
             ch1x1=128,
             ch3x3red=128,
             ch3x3=256,
@@ -125,7 +159,7 @@ class Googlenet(nn.Module):
             pool_proj=64,
         )
         self.inception4d = Inception(
-            in_channels=512,
+            512,
             ch1x1=112,
             ch3x3red=144,
             ch3x3=288,
@@ -134,7 +168,7 @@ class Googlenet(nn.Module):
             pool_proj=64,
         )
         self.inception4e = Inception(
-            in_channels=528,
+            528,
             ch1x1=256,
             ch3x3red=160,
             ch3x3=320,
@@ -144,7 +178,7 @@ class Googlenet(nn.Module):
         )
         self.maxpool4 = nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True)
         self.inception5a = Inception(
-            in_channels=832,
+            832,
             ch1x1=256,
             ch3x3red=160,
             ch3x3=320,
@@ -153,7 +187,7 @@ class Googlenet(nn.Module):
             pool_proj=128,
         )
         self.inception5b = Inception(
-            in_channels=832,
+            832,
             ch1x1=384,
             ch3x3red=192,
             ch3x3=384,
@@ -165,6 +199,12 @@ class Googlenet(nn.Module):
         self.flatten = nn.Flatten()
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(1024, num_classes)
+        self.aux1: nn.Module | None = None
+        if aux_logits:
+            self.aux1 = Aux(512, num_classes=num_classes, dropout_aux=dropout_aux)
+        self.aux2: nn.Module | None = None
+        if aux_logits:
+            self.aux2 = Aux(528, num_classes=num_classes, dropout_aux=dropout_aux)
         self.reset_weights()
 
     def reset_weights(self) -> None:
@@ -177,25 +217,29 @@ class Googlenet(nn.Module):
             elif isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2.0, b=2.0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(x)
-        out = self.maxpool1(out)
-        out = self.conv2(out)
-        out = self.conv3(out)
-        out = self.maxpool2(out)
-        out = self.inception3a(out)
-        out = self.inception3b(out)
-        out = self.maxpool3(out)
-        out = self.inception4a(out)
-        out = self.inception4b(out)
-        out = self.inception4c(out)
-        out = self.inception4d(out)
-        out = self.inception4e(out)
-        out = self.maxpool4(out)
-        out = self.inception5a(out)
-        out = self.inception5b(out)
-        out = self.avgpool(out)
-        out = self.flatten(out)
-        out = self.dropout(out)
-        out = self.fc(out)
-        return out
+    def forward(self, x: torch.Tensor) -> torch.Tensor | GooglenetOutputs:
+        x = self.conv1(x)
+        x = self.maxpool1(x)
+        x = self.conv2(x)
+        x = self.conv3(x)
+        x = self.maxpool2(x)
+        x = self.inception3a(x)
+        x = self.inception3b(x)
+        x = self.maxpool3(x)
+        inception4a = self.inception4a(x)
+        x = self.inception4b(inception4a)
+        x = self.inception4c(x)
+        inception4d = self.inception4d(x)
+        x = self.inception4e(inception4d)
+        x = self.maxpool4(x)
+        x = self.inception5a(x)
+        x = self.inception5b(x)
+        x = self.avgpool(x)
+        x = self.flatten(x)
+        x = self.dropout(x)
+        fc = self.fc(x)
+        aux1 = self.aux1(inception4a) if self.aux1 is not None else inception4a
+        aux2 = self.aux2(inception4d) if self.aux2 is not None else inception4d
+        if not self.training:
+            return fc
+        return GooglenetOutputs(logits=fc, aux_logits2=aux2, aux_logits1=aux1)

@@ -11,7 +11,7 @@ from torch import nn
 class Basic(nn.Module):
     """Block `basic` of the spec."""
 
-    def __init__(self, in_channels: int, width: int, stride: int, use_downsample: bool) -> None:
+    def __init__(self, in_channels: int, *, width: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(
             in_channels,
@@ -25,54 +25,58 @@ class Basic(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(width, width, kernel_size=3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
-        self.downsample: nn.Module = nn.Identity()
-        if use_downsample:
+        self.downsample: nn.Sequential | None = None
+        if not stride == 1 or in_channels != width:
             self.downsample = nn.Sequential(
-                nn.Conv2d(in_channels, width, kernel_size=1, stride=2, bias=False),
+                nn.Conv2d(in_channels, width, kernel_size=1, stride=stride, bias=False),
                 nn.BatchNorm2d(width),
             )
         self.then = nn.ReLU(inplace=True)
+        self.out_channels = width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
         out = self.bn1(out)
         out = self.relu(out)
         out = self.conv2(out)
-        bn2 = self.bn2(out)
-        downsample = self.downsample(x)
-        bn2 += downsample
-        out = self.then(bn2)
+        out = self.bn2(out)
+        identity = x
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        out = self.then(out)
         return out
 
 
 class Resnet18(nn.Module):
-    """`resnet18`: input [3, 224, 224], 11,689,512 parameters."""
+    """`resnet18`: input [3, 224, 224], 11,689,512 parameters at the defaults."""
 
-    def __init__(self, num_classes: int = 1000) -> None:
+    def __init__(self, *, num_classes: int = 1000) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = nn.Sequential(
-            Basic(in_channels=64, width=64, stride=1, use_downsample=False),
-            Basic(in_channels=64, width=64, stride=1, use_downsample=False),
-        )
-        self.layer2 = nn.Sequential(
-            Basic(in_channels=64, width=128, stride=2, use_downsample=True),
-            Basic(in_channels=128, width=128, stride=1, use_downsample=False),
-        )
-        self.layer3 = nn.Sequential(
-            Basic(in_channels=128, width=256, stride=2, use_downsample=True),
-            Basic(in_channels=256, width=256, stride=1, use_downsample=False),
-        )
-        self.layer4 = nn.Sequential(
-            Basic(in_channels=256, width=512, stride=2, use_downsample=True),
-            Basic(in_channels=512, width=512, stride=1, use_downsample=False),
-        )
+        self.layer1 = nn.Sequential()
+        channels = 64
+        for _ in range(2):
+            self.layer1.append(Basic(channels, width=64))
+            channels = 64
+        self.layer2 = nn.Sequential()
+        for i_2 in range(2):
+            self.layer2.append(Basic(channels, width=128, stride=2 if i_2 == 0 else 1))
+            channels = 128
+        self.layer3 = nn.Sequential()
+        for i_4 in range(2):
+            self.layer3.append(Basic(channels, width=256, stride=2 if i_4 == 0 else 1))
+            channels = 256
+        self.layer4 = nn.Sequential()
+        for i_6 in range(2):
+            self.layer4.append(Basic(channels, width=512, stride=2 if i_6 == 0 else 1))
+            channels = 512
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
-        self.fc = nn.Linear(512, num_classes)
+        self.fc = nn.Linear(channels, num_classes)
         self.reset_weights()
 
     def reset_weights(self) -> None:
@@ -84,15 +88,15 @@ class Resnet18(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-        out = self.maxpool(out)
-        out = self.layer1(out)
-        out = self.layer2(out)
-        out = self.layer3(out)
-        out = self.layer4(out)
-        out = self.avgpool(out)
-        out = self.flatten(out)
-        out = self.fc(out)
-        return out
+        x = self.conv1(x)
+        x = self.bn1(x)
+        x = self.relu(x)
+        x = self.maxpool(x)
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        x = self.layer4(x)
+        x = self.avgpool(x)
+        x = self.flatten(x)
+        x = self.fc(x)
+        return x

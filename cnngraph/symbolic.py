@@ -1,0 +1,171 @@
+"""Symbolic values for code generation: Python source text that folds to a constant when it can.
+
+Op classes state their rules (how they map channels and sizes, whether they keep the height
+and width) once, over `Expr` values; the PyTorch generator reads them to write `__init__` code.
+A rule applied to constants gives a constant, so generated code keeps literals where the spec
+wrote literals and expressions where it wrote expressions.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+_UNKNOWN = object()
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A Python expression: its source text, and its value when it is a constant."""
+
+    text: str
+    value: Any = _UNKNOWN
+
+    @property
+    def constant(self) -> bool:
+        return self.value is not _UNKNOWN
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def const(value: Any) -> Expr:
+    """A constant; lists are written as tuples (generated arguments are immutable)."""
+    value = _as_tuple(value)
+    return Expr(repr(value), value)
+
+
+def code(text: str) -> Expr:
+    """Source text with every part that reads no names folded (`(3 - 1) // 2` is 1, `True
+    and x` is x); a constant when nothing is left to read."""
+    tree = _Fold().visit(ast.parse(text, mode="eval"))
+    tidy = ast.unparse(tree)
+    if isinstance(tree.body, ast.Constant):
+        return const(tree.body.value)
+    return Expr(tidy)
+
+
+def _reads_names(node: ast.AST) -> bool:
+    return any(isinstance(n, (ast.Name, ast.Attribute, ast.Call)) for n in ast.walk(node))
+
+
+class _Fold(ast.NodeTransformer):
+    """Constant folding with the spec's own safe evaluator (never `eval`)."""
+
+    def visit(self, node: ast.AST) -> Any:
+        node = self.generic_visit(node)
+        if isinstance(node, ast.BoolOp):
+            return self._bool(node)
+        if isinstance(node, ast.IfExp) and isinstance(node.test, ast.Constant):
+            return node.body if node.test.value else node.orelse
+        if not isinstance(node, ast.expr) or isinstance(node, ast.Constant) or _reads_names(node):
+            return node
+        from .expr import ExprError, evaluate
+
+        try:
+            value = evaluate(ast.unparse(node), {})
+        except (ExprError, ArithmeticError, TypeError, ValueError, RecursionError):
+            return node
+        if isinstance(value, list):
+            value = tuple(value)
+        return ast.Constant(value)
+
+    @staticmethod
+    def _bool(node: ast.BoolOp) -> ast.expr:
+        is_and = isinstance(node.op, ast.And)
+        kept = []
+        for value in node.values:
+            if isinstance(value, ast.Constant):
+                if bool(value.value) != is_and:  # False in an `and`, True in an `or`
+                    return ast.Constant(not is_and)
+                continue
+            kept.append(value)
+        if not kept:
+            return ast.Constant(is_and)
+        return kept[0] if len(kept) == 1 else ast.BoolOp(node.op, kept)
+
+
+def _as_tuple(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuple(v) for v in value)
+    return value
+
+
+def _binary(op: Callable[[Any, Any], Any], symbol: str) -> Callable[[Expr, Expr], Expr]:
+    def apply(a: Expr, b: Expr) -> Expr:
+        if a.constant and b.constant:
+            return const(op(a.value, b.value))
+        return code(f"({a.text}) {symbol} ({b.text})")
+
+    return apply
+
+
+def add(a: Expr, b: Expr) -> Expr:
+    if a.constant and a.value == 0:
+        return b
+    if b.constant and b.value == 0:
+        return a
+    return _binary(operator.add, "+")(a, b)
+
+
+sub = _binary(operator.sub, "-")
+floordiv = _binary(operator.floordiv, "//")
+eq = _binary(operator.eq, "==")
+ne = _binary(operator.ne, "!=")
+
+
+def mul(a: Expr, b: Expr) -> Expr:
+    if a.constant and a.value == 1:
+        return b
+    if b.constant and b.value == 1:
+        return a
+    return _binary(operator.mul, "*")(a, b)
+
+
+def all_of(items: Iterable[Expr]) -> Expr:
+    """`a and b and ...`, constants folded."""
+    rest: list[Expr] = []
+    for item in items:
+        if item.constant and not item.value:
+            return const(False)
+        if not item.constant and all(item.text != r.text for r in rest):
+            rest.append(item)
+    if not rest:
+        return const(True)
+    return code(" and ".join(f"({e.text})" for e in rest))
+
+
+def any_of(items: Iterable[Expr]) -> Expr:
+    rest: list[Expr] = []
+    for item in items:
+        if item.constant and item.value:
+            return const(True)
+        if not item.constant and all(item.text != r.text for r in rest):
+            rest.append(item)
+    if not rest:
+        return const(False)
+    return code(" or ".join(f"({e.text})" for e in rest))
+
+
+def not_(a: Expr) -> Expr:
+    return const(not a.value) if a.constant else code(f"not ({a.text})")
+
+
+def choose(cond: Expr, then: Expr, otherwise: Expr) -> Expr:
+    """`then if cond else otherwise`, folded when the condition is known or both agree."""
+    if cond.constant:
+        return then if cond.value else otherwise
+    if then.text == otherwise.text:
+        return then
+    return code(f"({then.text}) if ({cond.text}) else ({otherwise.text})")
+
+
+def axis(value: Expr, index: int) -> Expr:
+    """One spatial axis of a field that may be a pair: a literal pair gives its element; a
+    symbolic value is taken as the same number on both axes."""
+    if value.constant and isinstance(value.value, tuple):
+        return const(value.value[index])
+    return value
