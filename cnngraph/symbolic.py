@@ -151,7 +151,12 @@ def any_of(items: Iterable[Expr]) -> Expr:
 
 
 def not_(a: Expr) -> Expr:
-    return const(not a.value) if a.constant else code(f"not ({a.text})")
+    if a.constant:
+        return const(not a.value)
+    tree = ast.parse(a.text, mode="eval").body
+    if isinstance(tree, ast.Compare) and len(tree.ops) == 1 and isinstance(tree.ops[0], ast.Eq):
+        return code(ast.unparse(ast.Compare(tree.left, [ast.NotEq()], tree.comparators)))
+    return code(f"not ({a.text})")
 
 
 def choose(cond: Expr, then: Expr, otherwise: Expr) -> Expr:

@@ -344,7 +344,7 @@ def test_channel_counts_are_written_as_the_spec_writes_them() -> None:
     assert "nn.Conv2d(in_channels, width, kernel_size=1, bias=False)\n" in resnet
     assert "self.bn1 = nn.BatchNorm2d(width)\n" in resnet
     assert "self.bn3 = nn.BatchNorm2d(planes * 4)\n" in resnet
-    assert "if not stride == 1 or in_channels != planes * 4:\n" in resnet
+    assert "if stride != 1 or in_channels != planes * 4:\n" in resnet
     anynet = cnngraph.load(SPECS / "anynet.yaml").torch_source()
     assert "Cna(inner, out=inner, k=3, stride=stride, groups=inner // group_width)," in anynet
     assert "class Cna2" not in anynet

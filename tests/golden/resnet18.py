@@ -26,7 +26,7 @@ class Basic(nn.Module):
         self.conv2 = nn.Conv2d(width, width, kernel_size=3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
         self.downsample: nn.Sequential | None = None
-        if not stride == 1 or in_channels != width:
+        if stride != 1 or in_channels != width:
             self.downsample = nn.Sequential(
                 nn.Conv2d(in_channels, width, kernel_size=1, stride=stride, bias=False),
                 nn.BatchNorm2d(width),

@@ -11,6 +11,7 @@ the file built at the defaults builds any member of a family.
 from __future__ import annotations
 
 import ast
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,10 +26,8 @@ from ...symbolic import Expr
 from . import pyexpr
 from .pyexpr import Unsupported
 from .runtime import (
-    BIAS_INIT,
     MAKE_DIVISIBLE,
     STOCHASTIC_DEPTH,
-    WEIGHT_INIT,
     camel,
     header,
     init_lines,
@@ -467,8 +466,6 @@ class DefinitionGenerator:
                 return self._add_to(target, key, entry, current, ctx, None)
             return self._add_to(target, None, entry, current, ctx, None)
         header_line, env, index = loop
-        if key is not None and target == "self" and False:  # pragma: no cover
-            pass
         if key is not None:  # a named entry keeps its copies together under its name
             container = f"{target}.{key}" if target == "self" and key.isidentifier() else None
             if container is None:
@@ -822,12 +819,10 @@ class DefinitionGenerator:
             elif not p.required and not p.computed:
                 mapping[p.py] = sym.const(p.default)
             elif p.computed:
-                try:
+                with contextlib.suppress(Unsupported):
                     mapping[p.py] = pyexpr.translate(
                         pyexpr.source_of(p.default) or "", _rename(mapping, cls, p), set()
                     )
-                except Unsupported:
-                    pass
         for g in cls.uses:
             value = ctx.env[g]
             keywords.append(f"{python_name(g)}={value.text}")
@@ -967,7 +962,7 @@ class DefinitionGenerator:
             del holder
             text_ref = f"self.{attr}"
         else:
-            text, made, needs_ref = self._module(entry, srcs, ctx, None, f"self.{attr}")
+            text, made, _ref = self._module(entry, srcs, ctx, None, f"self.{attr}")
             if text != f"self.{attr}":
                 ctx.init.line(f"self.{attr} = {text}")
             text_ref = f"self.{attr}"
@@ -1058,7 +1053,8 @@ class DefinitionGenerator:
             stride = one_stride(out.stride) if out.stride is not None else None
             if stride is None and not (need.constant and not need.value):
                 raise Unsupported("a projection after a layer without a stride")
-            conv = f"nn.Conv2d({shortcut.shape[0].text if shortcut.shape[0] else 0}, {out.shape[0].text}, kernel_size=1"
+            source = shortcut.shape[0].text if shortcut.shape[0] else "0"
+            conv = f"nn.Conv2d({source}, {out.shape[0].text}, kernel_size=1"
             if stride is not None and not (stride.constant and stride.value == 1):
                 conv += f", stride={_literal(stride)}"
             conv += ")" if False else ", bias=False)"
@@ -1235,7 +1231,9 @@ class DefinitionGenerator:
             else:
                 returns = self._outputs_type(items, optional, outputs, ctx)
         methods = self._reset_weights(ctx)
-        doc = f'"""`{sanitize(self.spec.name)}`: input {list(self.graph.input_shape)}, {self.model.params:,} parameters at the defaults."""'
+        shape = list(self.graph.input_shape)
+        figures = f"input {shape}, {self.model.params:,} parameters at the defaults"
+        doc = f'"""`{sanitize(self.spec.name)}`: {figures}."""'
         return self._class_text(
             camel(self.spec.name), "nn.Module", doc, [], keywords, ctx, None, returns, methods
         )
