@@ -20,6 +20,7 @@ from ... import symbolic as sym
 from ...ops import OPS, Op
 from ...ops.base import Fields, ShapeCode, literal
 from ...ops.conv import one_stride
+from ...expr import source_of
 from ...source import Document
 from ...spec import BlockDef, ResidualSpec, SpecFile, init_rule
 from ...symbolic import Expr
@@ -616,7 +617,8 @@ class DefinitionGenerator:
             ctx.init.line(
                 f"{target}.add_module({name if name.startswith('f') else repr(name)}, {text})"
             )
-        return result(text)
+        made: Tensor = result(text)
+        return made
 
     def _copy_name(
         self, entry: dict[str, Any], key: str | None, ctx: Ctx, index: tuple[str, str] | None
@@ -700,10 +702,10 @@ class DefinitionGenerator:
             name: _Code(e) if not e.constant else _as_field(cls, name, e.value)
             for name, e in given.items()
         }
-        op = cls.model_construct(**values)  # fields as code: no validation, defaults filled
+        op = cls.model_construct(None, **values)  # fields as code: no validation, defaults filled
         shape = tuple(_Code(d) if d is not None else _UNKNOWN_DIM for d in inputs[0].shape)
         try:
-            made = op.torch_call([shape])
+            made = op.torch_call([shape])  # type: ignore[list-item]
         except (TypeError, AttributeError) as exc:
             raise Unsupported(f"the {cls.kind} constructor from expressions") from exc
         return _render(made)
@@ -821,7 +823,7 @@ class DefinitionGenerator:
             elif p.computed:
                 with contextlib.suppress(Unsupported):
                     mapping[p.py] = pyexpr.translate(
-                        pyexpr.source_of(p.default) or "", _rename(mapping, cls, p), set()
+                        source_of(p.default) or "", _rename(mapping, cls, p), set()
                     )
         for g in cls.uses:
             value = ctx.env[g]
@@ -1231,8 +1233,7 @@ class DefinitionGenerator:
             else:
                 returns = self._outputs_type(items, optional, outputs, ctx)
         methods = self._reset_weights(ctx)
-        shape = list(self.graph.input_shape)
-        figures = f"input {shape}, {self.model.params:,} parameters at the defaults"
+        figures = f"input {list(self.graph.input_shape)}, {self.model.params:,} parameters at the defaults"
         doc = f'"""`{sanitize(self.spec.name)}`: {figures}."""'
         return self._class_text(
             camel(self.spec.name), "nn.Module", doc, [], keywords, ctx, None, returns, methods
@@ -1276,8 +1277,8 @@ class DefinitionGenerator:
     def _reset_weights(self, ctx: Ctx) -> list[str]:
         """The spec's initial weights: a rule per op kind, applied after construction."""
         by_rule: dict[tuple[str, str], list[str]] = {}
-        for kind, rule in self.spec.init.items():
-            init = init_rule(rule)
+        for kind, written in self.spec.init.items():
+            init = init_rule(written)
             if init == ("default", "default") or not init_lines(init):
                 continue
             cls = OPS[kind]
