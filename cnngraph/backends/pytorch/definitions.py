@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ... import symbolic as sym
+from ...expr import source_of
 from ...ops import OPS, Op
 from ...ops.base import Fields, ShapeCode, literal
 from ...ops.conv import one_stride
-from ...expr import source_of
 from ...source import Document
 from ...spec import BlockDef, ResidualSpec, SpecFile, init_rule
 from ...symbolic import Expr
@@ -1233,7 +1233,8 @@ class DefinitionGenerator:
             else:
                 returns = self._outputs_type(items, optional, outputs, ctx)
         methods = self._reset_weights(ctx)
-        figures = f"input {list(self.graph.input_shape)}, {self.model.params:,} parameters at the defaults"
+        shape_text = list(self.graph.input_shape)
+        figures = f"input {shape_text}, {self.model.params:,} parameters at the defaults"
         doc = f'"""`{sanitize(self.spec.name)}`: {figures}."""'
         return self._class_text(
             camel(self.spec.name), "nn.Module", doc, [], keywords, ctx, None, returns, methods
