@@ -59,7 +59,7 @@ def _strided_size(n: Expr, k: Expr, s: Expr, p: Expr, d: Expr) -> Expr:
     return sym.add(sym.floordiv(sym.sub(sym.add(n, sym.mul(_TWO, p)), reach), s), _ONE)
 
 
-def _keeps(k: Expr, s: Expr, p: Expr, d: Expr) -> Expr:
+def window_keeps(k: Expr, s: Expr, p: Expr, d: Expr) -> Expr:
     """A window keeps every size when it moves by 1 and its padding makes up its reach."""
     return sym.all_of([sym.eq(s, _ONE), sym.eq(sym.mul(_TWO, p), sym.mul(d, sym.sub(k, _ONE)))])
 
@@ -209,7 +209,7 @@ class Conv2d(_Conv):
             p = cls._padding(f, index)
             if p is not None:
                 k, s, d = (sym.axis(f[n], index) for n in ("kernel_size", "stride", "dilation"))
-                rules.append(_keeps(k, s, p, d))
+                rules.append(window_keeps(k, s, p, d))
         return sym.all_of(rules)
 
     @classmethod

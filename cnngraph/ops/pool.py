@@ -29,6 +29,7 @@ from .base import (
     fmt_kernel,
     to_pair,
 )
+from .conv import window_keeps
 
 
 class _Pool(Op):
@@ -72,15 +73,7 @@ class _Pool(Op):
 
     @classmethod
     def keeps_size_rule(cls, f: Fields) -> Expr:
-        return sym.all_of(
-            sym.all_of(
-                [
-                    sym.eq(s, sym.const(1)),
-                    sym.eq(sym.mul(sym.const(2), p), sym.mul(d, sym.sub(k, sym.const(1)))),
-                ]
-            )
-            for k, s, p, d in (cls._window(f, 0), cls._window(f, 1))
-        )
+        return sym.all_of(window_keeps(*cls._window(f, axis)) for axis in (0, 1))
 
     @classmethod
     def stride_rule(cls, f: Fields) -> Expr | None:

@@ -466,7 +466,6 @@ class DefinitionGenerator:
             if key is not None and "names" not in entry:
                 return self._add_to(target, key, entry, current, ctx, None)
             return self._add_to(target, None, entry, current, ctx, None)
-        header_line, env, index = loop
         if key is not None:  # a named entry keeps its copies together under its name
             container = f"{target}.{key}" if target == "self" and key.isidentifier() else None
             if container is None:
@@ -476,14 +475,26 @@ class DefinitionGenerator:
         else:
             inner_target = target
         current = self._materialize(current, ctx)
+        return self._loop_body(loop, entry, inner_target, current, ctx)
+
+    def _loop_body(
+        self,
+        loop: tuple[str, dict[str, Expr], tuple[str, str] | None],
+        entry: dict[str, Any],
+        target: str,
+        current: Tensor,
+        ctx: Ctx,
+    ) -> Tensor:
+        """The loop's copies added to `target`, the channel variable updated per copy."""
+        header_line, env, index = loop
         ctx.init.line(header_line)
         saved = dict(ctx.env)
         ctx.env.update(env)
         with ctx.init.indent():
             if entry.get("spread"):
-                after = self._spread(entry, inner_target, current, ctx, index)
+                after = self._spread(entry, target, current, ctx, index)
             else:
-                after = self._add_to(inner_target, None, entry, current, ctx, index)
+                after = self._add_to(target, None, entry, current, ctx, index)
             self._assign_channels(current, after, ctx)
         ctx.env = saved
         return self._after_loop(current, after)
@@ -991,18 +1002,7 @@ class DefinitionGenerator:
         current = self._materialize(start, ctx)
         if loop is None:  # spread without a loop
             return self._spread(entry, container, current, ctx, None)
-        header_line, env, index = loop
-        ctx.init.line(header_line)
-        saved = dict(ctx.env)
-        ctx.env.update(env)
-        with ctx.init.indent():
-            if entry.get("spread"):
-                after = self._spread(entry, container, current, ctx, index)
-            else:
-                after = self._add_to(container, None, entry, current, ctx, index)
-            self._assign_channels(current, after, ctx)
-        ctx.env = saved
-        return self._after_loop(current, after)
+        return self._loop_body(loop, entry, container, current, ctx)
 
     def _join(
         self,
