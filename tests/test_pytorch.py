@@ -350,12 +350,66 @@ def test_channel_counts_are_written_as_the_spec_writes_them() -> None:
     assert "class Cna2" not in anynet
 
 
+# A table of mixed types (an asymmetric kernel beside a square one, strings, booleans) and
+# per-row multipliers: the hints of the generated file must still be true.
+MIXED_TABLES = """
+cnngraph: 1
+name: mixed_tables
+input: [3, 32, 48]
+params:
+  #       kernel    out  act          pool
+  rows: [[[1, 7],   16,  relu,        true],
+         [3,        24,  hardswish,   false],
+         [[5, 3],   32,  relu,        true]]
+  widths: [0.5, 1, 2]
+  num_classes: 10
+blocks:
+  unit:
+    params: {k: any, out: int, act: str, pool: bool}
+    layers:
+      conv: {op: conv2d, out_channels: $out, kernel_size: $k, padding: same, bias: false}
+      bn: batch_norm2d
+      act: {op: $act}
+      pool: {op: max_pool2d, kernel_size: [1, 2], stride: [1, 2], if: $pool}
+layers:
+  body:
+    block: unit
+    for: r in ${range(len(rows))}
+    k: ${rows[r][0]}
+    out: ${int(rows[r][1] * widths[r])}
+    act: ${rows[r][2]}
+    pool: ${rows[r][3]}
+  pool: {op: adaptive_avg_pool2d, output_size: [1, 1]}
+  flatten: flatten
+  fc: {op: linear, out_features: $num_classes}
+"""
+
+
+def test_mixed_tables_build_for_other_rows() -> None:
+    """The table and its types are the constructor's: another table builds another network,
+    equal to the compiled one."""
+    rows = [[[3, 1], 8, "silu", False], [[1, 5], 12, "relu", True]]
+    model = cnngraph.load(MIXED_TABLES, params={"rows": rows, "widths": [2, 1]})
+    namespace: dict[str, Any] = {"__name__": "mixed_tables"}
+    exec(cnngraph.load(MIXED_TABLES).torch_source(), namespace)
+    module = namespace["MixedTables"](
+        rows=tuple(tuple(tuple(v) if isinstance(v, list) else v for v in r) for r in rows),
+        widths=(2, 1),
+    )
+    assert sum(p.numel() for p in module.parameters()) == model.params
+    assert [name for name, _ in module.named_modules()] == [
+        name for name, _ in model.to_module().named_modules()
+    ]
+    assert tuple(module(torch.randn(1, 3, 32, 48)).shape[1:]) == model.output_shape
+
+
 def test_generated_sources_type_check(tmp_path: Path) -> None:
     """mypy --strict over every spec's module: the hints are true (table params are nested
     tuples, optional shortcuts are typed nn.Module). Calling a submodule returns Any in torch's
     own stubs, so returning its result is the one check left out."""
     for path in ALL_SPECS:
         (tmp_path / f"{path.stem}.py").write_text(cnngraph.load(path).torch_source())
+    (tmp_path / "mixed_tables.py").write_text(cnngraph.load(MIXED_TABLES).torch_source())
     result = subprocess.run(
         [
             sys.executable,

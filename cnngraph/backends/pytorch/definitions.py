@@ -959,20 +959,13 @@ class DefinitionGenerator:
         attr = python_name(key)
         if attr != key:
             raise Unsupported(f"layer name '{key}'")
-        loop = self._loop(entry, ctx)
         init = ctx.init
         if cond is not None and not cond.constant:
             inner = Writer()
             ctx.init = inner
-        if loop is not None or entry.get("spread"):
+        if "repeat" in entry or "for" in entry or entry.get("spread"):
             ctx.init.line(f"self.{attr} = nn.Sequential()")
-            holder = {key: entry}
-            result = (
-                self._chain_entry(None, {**entry}, f"self.{attr}", srcs[0], ctx)
-                if False
-                else self._chain_named(key, entry, srcs[0], ctx)
-            )
-            del holder
+            result = self._chain_named(key, entry, srcs[0], ctx)
             text_ref = f"self.{attr}"
         else:
             text, made, _ref = self._module(entry, srcs, ctx, None, f"self.{attr}")
@@ -1059,7 +1052,7 @@ class DefinitionGenerator:
             conv = f"nn.Conv2d({source}, {out.shape[0].text}, kernel_size=1"
             if stride is not None and not (stride.constant and stride.value == 1):
                 conv += f", stride={_literal(stride)}"
-            conv += ")" if False else ", bias=False)"
+            conv += ", bias=False)"
             parts = [conv] + ([f"nn.BatchNorm2d({out.shape[0].text})"] if spec.norm else [])
             module = f"nn.Sequential({', '.join(parts)})"
             identity = ctx.fwd_names.fresh("identity")

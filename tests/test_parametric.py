@@ -1,0 +1,175 @@
+"""The generated file is a family, not a snapshot: built once from a spec at its defaults and
+instantiated with other params, it must be what the compiler compiles for those params. The
+compiler is the reference: parameter count, `state_dict` keys in order, output shape."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import cnngraph
+from cnngraph.backends.pytorch import parametric
+from cnngraph.backends.pytorch.runtime import camel
+from cnngraph.backends.pytorch.snapshot import generate as snapshot
+from cnngraph.backends.pytorch.writer import python_name
+from cnngraph.errors import SpecError
+
+from .conftest import SPECS
+from .library import ROWS, TORCHVISION_ROWS, Row
+
+ALL_SPECS = sorted(SPECS.glob("*.yaml"))
+
+
+@functools.cache
+def model_class(spec: str) -> Any:
+    """The model class of the file `cnngraph build` writes for `spec` at its defaults."""
+    model = cnngraph.load(SPECS / spec)
+    return _exec(model.torch_source(), model.name)
+
+
+def _exec(source: str, model_name: str) -> Any:
+    namespace: dict[str, Any] = {"__name__": f"built_{model_name}"}
+    exec(compile(source, f"<built {model_name}>", "exec"), namespace)
+    return namespace[camel(model_name)]
+
+
+def constructor_args(params: dict[str, Any]) -> dict[str, Any]:
+    """Spec params as the constructor's keyword arguments: Python names, tables as tuples."""
+
+    def as_tuple(value: Any) -> Any:
+        return tuple(as_tuple(v) for v in value) if isinstance(value, list) else value
+
+    return {python_name(name): as_tuple(value) for name, value in params.items()}
+
+
+def instantiate(spec: str, params: dict[str, Any], device: str = "meta") -> torch.nn.Module:
+    with torch.device(device):
+        return model_class(spec)(**constructor_args(params)).eval()
+
+
+def assert_same_as_compiled(spec: str, params: dict[str, Any]) -> None:
+    """On the meta device: no memory, no arithmetic, only the structure and the shapes."""
+    compiled = cnngraph.load(SPECS / spec, params=params)
+    module = instantiate(spec, params)
+    assert sum(p.numel() for p in module.parameters()) == compiled.params
+    expected_keys = _compiled_state_keys(compiled)
+    assert list(module.state_dict()) == expected_keys
+    with torch.no_grad():
+        out = module(torch.empty(1, *compiled.input_shape, device="meta"))
+    output = out[0] if isinstance(out, tuple) else out
+    assert tuple(output.shape[1:]) == compiled.output_shape
+
+
+def _compiled_state_keys(model: cnngraph.Model) -> list[str]:
+    """The state_dict keys of the snapshot of `model`'s expansion: a module per compiled layer,
+    written independently of the definitions."""
+    snapshot_class = _exec(snapshot(model, model.graph.doc.file, "reference"), model.name)
+    with torch.device("meta"):
+        return list(snapshot_class().state_dict())
+
+
+@pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: p.stem)
+def test_no_spec_falls_back_to_a_snapshot(path: Path) -> None:
+    model = cnngraph.load(path)
+    _, takes_params = parametric(model, path.name)
+    assert takes_params
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda row: row.id)
+def test_file_at_defaults_builds_every_row(row: Row) -> None:
+    assert_same_as_compiled(row.spec, row.params)
+
+
+@pytest.mark.parametrize("row", TORCHVISION_ROWS, ids=lambda row: row.id)
+def test_file_at_defaults_loads_torchvision_weights(row: Row) -> None:
+    module = instantiate(row.spec, row.params, device="cpu")
+    reference = row.torchvision_model()
+    module.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(module(x), reference(x))
+
+
+def _compiles(spec: str, params: dict[str, Any]) -> bool:
+    try:
+        cnngraph.load(SPECS / spec, params=params)
+    except SpecError:
+        return False
+    return True
+
+
+_widths = st.sampled_from([0.25, 0.35, 0.5, 0.75, 1.0, 1.3])
+
+FAMILIES: dict[str, Any] = {
+    "resnet.yaml": st.fixed_dictionaries(
+        {
+            "block": st.sampled_from(["basic", "bottleneck"]),
+            "layers": st.lists(st.integers(1, 3), min_size=4, max_size=4),
+            "groups": st.sampled_from([1, 2, 4]),
+            "width_per_group": st.sampled_from([8, 16, 64]),
+            "num_classes": st.integers(1, 20),
+        }
+    ),
+    "mobilenet_v2.yaml": st.fixed_dictionaries({"width_mult": _widths}),
+    "mobilenet_v3.yaml": st.fixed_dictionaries(
+        {"arch": st.sampled_from(["large", "small"]), "width_mult": _widths},
+        optional={"last_channel": st.integers(8, 2048), "last_block": st.integers(8, 200)},
+    ),
+    "densenet.yaml": st.fixed_dictionaries(
+        {
+            "block_config": st.lists(st.integers(1, 4), min_size=1, max_size=4),
+            "growth_rate": st.integers(4, 48),
+            "num_init_features": st.integers(8, 96),
+            "bn_size": st.integers(1, 4),
+        }
+    ),
+    "anynet.yaml": st.fixed_dictionaries(
+        {
+            "stem_width": st.integers(8, 64),
+            "stages": st.lists(
+                st.tuples(
+                    st.integers(1, 3),
+                    st.sampled_from([16, 32, 48, 64]),
+                    st.sampled_from([8, 16]),
+                    st.sampled_from([1.0, 0.5]),
+                ).map(list),
+                min_size=1,
+                max_size=4,
+            ),
+            "se_ratio": st.sampled_from([0.0, 0.25]),
+        }
+    ),
+    "efficientnet.yaml": st.fixed_dictionaries(
+        {
+            "width_mult": st.sampled_from([0.5, 0.8, 1.0, 1.2]),
+            "depth_mult": st.sampled_from([0.5, 1.0, 1.4]),
+            "resolution": st.sampled_from([64, 96, 224]),
+        }
+    ),
+    "vgg.yaml": st.fixed_dictionaries(
+        {
+            "arch": st.lists(
+                st.tuples(st.integers(1, 2), st.sampled_from([8, 16, 64])).map(list),
+                min_size=5,
+                max_size=5,
+            ),
+            "batch_norm": st.booleans(),
+        }
+    ),
+    "unet.yaml": st.fixed_dictionaries({"base": st.sampled_from([4, 8, 16])}),
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_file_at_defaults_builds_random_family_members(data: st.DataObject) -> None:
+    spec = data.draw(st.sampled_from(sorted(FAMILIES)))
+    params = data.draw(FAMILIES[spec])
+    assume(_compiles(spec, params))
+    assert_same_as_compiled(spec, params)
