@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ast
+import copy
+import inspect
+import pickle
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +254,33 @@ def test_random_specs_build_with_the_inferred_shapes(spec: dict[str, Any]) -> No
         assume(False)
         return
     check_against_torch(model)
+
+
+@pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: p.stem)
+def test_built_modules_behave_like_imported_ones(path: Path) -> None:
+    """`inspect.getsource` and TorchScript read the code; deepcopy keeps the classes; a pickle
+    carries the source, so it loads where the module was never built."""
+    model = cnngraph.load(path)
+    module = model.to_module().eval()
+    assert inspect.getsource(type(module)).startswith(f"class {type(module).__name__}(")
+    x = torch.randn(1, *model.input_shape)
+    with torch.no_grad():
+        expected = module(x)
+        copied = copy.deepcopy(module)
+        assert type(copied) is type(module)
+        assert torch.equal(copied(x), expected)
+        data = pickle.dumps(module)
+        del sys.modules[type(module).__module__]  # as in a process that never built it
+        restored = pickle.loads(data)
+        assert type(restored) is not type(module)
+        assert type(restored).__qualname__ == type(module).__qualname__
+        assert torch.equal(restored(x), expected)
+    if path.stem in ("resnet18", "mobilenet_v3", "anynet", "densenet", "efficientnet"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream
+            scripted = torch.jit.script(module)
+        with torch.no_grad():
+            assert torch.allclose(scripted(x), expected)
 
 
 @pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: p.stem)

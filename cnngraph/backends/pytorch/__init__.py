@@ -8,7 +8,10 @@ compiled expansion instead, and the file's header says why.
 from __future__ import annotations
 
 import ast
+import hashlib
 import linecache
+import sys
+import types
 from typing import Any
 
 from .definitions import DefinitionGenerator
@@ -16,8 +19,9 @@ from .pyexpr import Unsupported
 from .runtime import camel
 from .snapshot import GenerationError
 from .snapshot import generate as snapshot
+from .writer import python_name
 
-__all__ = ["GenerationError", "build_module", "generate", "parametric"]
+__all__ = ["GenerationError", "build_module", "generate", "load_source", "parametric"]
 
 
 def parametric(model: Any, spec_file: str) -> tuple[str, bool]:
@@ -36,27 +40,52 @@ def generate(model: Any, spec_file: str) -> str:
 
 
 def build_module(model: Any) -> Any:
-    """Execute the generated source and instantiate the model class at the model's params.
-
-    The source is registered with linecache under a stable name, so `inspect.getsource` and
-    `torch.jit.script` find it as they would in a file.
-    """
+    """Execute the generated source and instantiate the model class at the model's params."""
     source, takes_params = parametric(model, model.graph.doc.file)
-    filename = f"<cnngraph build {model.name}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    module_name = f"cnngraph_build_{camel(model.name)}"
-    namespace: dict[str, Any] = {"__name__": module_name}
-    exec(compile(source, filename, "exec"), namespace)
-    cls = namespace[camel(model.name)]
+    cls = getattr(load_source(source, model.name), camel(model.name))
     if not takes_params:
         return cls()
-    return cls(**{_py(k): _as_tuple(v) for k, v in model.graph.params.items()})
+    return cls(**{python_name(k): _as_tuple(v) for k, v in model.graph.params.items()})
 
 
-def _py(name: str) -> str:
-    from .writer import python_name
+def load_source(source: str, name: str) -> types.ModuleType:
+    """The generated source as a module, as if imported from a file.
 
-    return python_name(name)
+    It is registered in `sys.modules` and its text in `linecache`, under names that carry a
+    digest of the source (two specs named alike never shadow each other), so `inspect.getsource`
+    and `torch.jit.script` find the code. Its module classes pickle by value: a pickle (or
+    `torch.save(module)`) holds the source and rebuilds the classes where it is loaded, wherever
+    cnngraph is installed; `copy.deepcopy` keeps the classes.
+    """
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    module_name = f"cnngraph_build_{python_name(name)}_{digest}"
+    built = sys.modules.get(module_name)
+    if built is not None:
+        return built
+    filename = f"<cnngraph build {name} {digest}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    built = types.ModuleType(module_name)
+    built.__file__ = filename
+    exec(compile(source, filename, "exec"), built.__dict__)
+    for value in list(vars(built).values()):
+        is_module_class = isinstance(value, type) and hasattr(value, "forward")
+        if is_module_class and value.__module__ == module_name:
+            value.__reduce_ex__ = _by_value(source, name)  # type: ignore[method-assign]
+    sys.modules[module_name] = built
+    return built
+
+
+def _by_value(source: str, name: str) -> Any:
+    def reduce(self: Any, protocol: int) -> tuple[Any, ...]:
+        return (_rebuilt, (source, name, type(self).__qualname__), self.__getstate__())
+
+    return reduce
+
+
+def _rebuilt(source: str, name: str, qualname: str) -> Any:
+    """An empty instance of a generated class, for pickle to fill with the saved state."""
+    cls = getattr(load_source(source, name), qualname)
+    return cls.__new__(cls)
 
 
 def _as_tuple(value: Any) -> Any:
