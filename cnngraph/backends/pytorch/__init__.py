@@ -70,7 +70,7 @@ def load_source(source: str, name: str) -> types.ModuleType:
     for value in list(vars(built).values()):
         is_module_class = isinstance(value, type) and hasattr(value, "forward")
         if is_module_class and value.__module__ == module_name:
-            value.__reduce_ex__ = _by_value(source, name)  # type: ignore[method-assign]
+            value.__reduce_ex__ = _by_value(source, name)
     sys.modules[module_name] = built
     return built
 
