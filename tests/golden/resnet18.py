@@ -67,12 +67,12 @@ class Resnet18(nn.Module):
             self.layer2.append(Basic(channels, width=128, stride=2 if i == 0 else 1))
             channels = 128
         self.layer3 = nn.Sequential()
-        for i_2 in range(2):
-            self.layer3.append(Basic(channels, width=256, stride=2 if i_2 == 0 else 1))
+        for i in range(2):
+            self.layer3.append(Basic(channels, width=256, stride=2 if i == 0 else 1))
             channels = 256
         self.layer4 = nn.Sequential()
-        for i_3 in range(2):
-            self.layer4.append(Basic(channels, width=512, stride=2 if i_3 == 0 else 1))
+        for i in range(2):
+            self.layer4.append(Basic(channels, width=512, stride=2 if i == 0 else 1))
             channels = 512
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()

@@ -8,6 +8,9 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from ...ops.base import literal
+from ...symbolic import Expr
+
 # Names the generated file defines or imports itself; spec names never take them.
 RESERVED = frozenset(
     {"self", "torch", "nn", "math", "make_divisible", "super", "Any", "Callable", "Sequence"}
@@ -61,3 +64,60 @@ class Names:
             name, n = f"{base}_{n}", n + 1
         self.taken.add(name)
         return name
+
+
+def literal_text(value: Expr) -> str:
+    if value.constant:
+        return literal(value.value) if isinstance(value.value, tuple) else repr(value.value)
+    return value.text
+
+
+def default_text(head: str, default: Expr) -> str:
+    """`name: hint = default`; a long table gets a row per line."""
+    text = f"{head} = {default.text}"
+    value = default.value
+    if len(text) <= 80 or not isinstance(value, tuple):
+        return text
+    rows = "\n".join(f"    {literal(v) if not isinstance(v, tuple) else repr(v)}," for v in value)
+    return f"{head} = (\n{rows}\n)"
+
+
+def wrap_long(line: str) -> str:
+    """Lines past 99 columns: a call's arguments one per line (ruff's style, roughly)."""
+    if len(line) <= 99:
+        return line
+    indent = line[: len(line) - len(line.lstrip())]
+    body = line.strip()
+    comma = body.endswith(",")
+    body = body.rstrip(",")
+    start = body.find("(")
+    if (
+        start < 0
+        or not body.endswith(")")
+        or not (body[start - 1 : start].isalnum() or body[start - 1 : start] in "_]")
+    ):
+        return line
+    depth, current, args = 0, "", []
+    inner = body[start + 1 : -1]
+    quote: str | None = None
+    for ch in inner:
+        if quote:
+            current += ch
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "\"'":
+            quote = ch
+        if ch == "," and depth == 0:
+            args.append(current.strip())
+            current = ""
+            continue
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        current += ch
+    if current.strip():
+        args.append(current.strip())
+    lines = [f"{indent}{body[: start + 1]}"]
+    lines += [wrap_long(f"{indent}    {arg},") for arg in args]
+    lines.append(f"{indent}){',' if comma else ''}")
+    return "\n".join(lines)
