@@ -3,6 +3,8 @@ blocks and per-repeat values."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ... import symbolic as sym
@@ -14,7 +16,6 @@ from .pyexpr import Unsupported
 from .spec_layers import (
     ENTRY_KEYS,
     Param,
-    entry_of,
     pairs,
     param_hint,
     parse_params,
@@ -27,6 +28,10 @@ from .values import (
     free_names,
 )
 from .writer import Writer, literal_text, python_name
+
+Index = tuple[str, str] | None  # a loop's (index variable, count), where copies need it
+Loop = tuple[str, dict[str, Expr], Index]  # its `for` line, the names it binds, its index
+Row = tuple[Any, ...]
 
 
 class ChainWriter(ModuleWriter):
@@ -45,10 +50,21 @@ class ChainWriter(ModuleWriter):
         return True
 
     def _chain(self, layers: Any, target: str, start: Tensor, ctx: Ctx) -> Tensor:
-        """Layers built into an nn.Sequential `target`, in order; returns the result."""
+        """Layers built into an nn.Sequential `target`, in order; returns the result. A run of
+        calls of one block with literal arguments is written as a table and a loop."""
         current = start
-        for key, entry in pairs(layers):
+        items = list(pairs(layers))
+        at = 0
+        while at < len(items):
+            run = self._table_run(items[at:])
+            table = self._table(run) if len(run) >= 3 else None
+            if table is not None:
+                current = self._table_loop(*table, target, current, ctx)
+                at += len(run)
+                continue
+            key, entry = items[at]
             current = self._chain_entry(key, entry, target, current, ctx)
+            at += 1
         return current
 
     def _chain_entry(
@@ -94,27 +110,31 @@ class ChainWriter(ModuleWriter):
         else:
             inner_target = target
         current = self._materialize(current, ctx)
-        return self._loop_body(loop, entry, inner_target, current, ctx)
+        return self._loop_body(loop, self._copy(entry, inner_target, ctx), current, ctx)
+
+    def _copy(
+        self, entry: dict[str, Any], target: str, ctx: Ctx
+    ) -> Callable[[Tensor, Index], Tensor]:
+        """The body of a `repeat:`/`for:` loop: one copy of the entry added to `target`."""
+
+        def body(current: Tensor, index: Index) -> Tensor:
+            if entry.get("spread"):
+                return self._spread(entry, target, current, ctx, index)
+            return self._add_to(target, None, entry, current, ctx, index)
+
+        return body
 
     def _loop_body(
-        self,
-        loop: tuple[str, dict[str, Expr], tuple[str, str] | None],
-        entry: dict[str, Any],
-        target: str,
-        current: Tensor,
-        ctx: Ctx,
+        self, loop: Loop, body: Callable[[Tensor, Index], Tensor], current: Tensor, ctx: Ctx
     ) -> Tensor:
-        """The loop's copies added to `target`, the channel variable updated per copy."""
+        """The loop statement and its body, the channel variable updated per pass."""
         header_line, env, index = loop
         ctx.init.line(header_line)
         taken = set(ctx.names.taken)
         saved = dict(ctx.env)
         ctx.env.update(env)
         with ctx.init.indent():
-            if entry.get("spread"):
-                after = self._spread(entry, target, current, ctx, index)
-            else:
-                after = self._add_to(target, None, entry, current, ctx, index)
+            after = body(current, index)
             self._assign_channels(current, after, ctx)
         ctx.env = saved
         result = self._after_loop(current, after)
@@ -217,67 +237,105 @@ class ChainWriter(ModuleWriter):
             env[p.name] = val
         ctx.env = env
         try:
-            table = self._table(bdef.layers)
-            if table is not None:
-                return self._table_loop(*table, target, current, ctx)
             return self._chain(bdef.layers, target, current, ctx)
         finally:
             ctx.env = saved
 
-    def _table(self, layers: list[Any]) -> tuple[str, list[Param], list[tuple[Any, ...]]] | None:
-        """Calls of one block with literal arguments, as a table (block, columns, rows):
-        `large` in MobileNetV3 is torchvision's `inverted_residual_setting`."""
-        entries = [entry_of(raw) for raw in layers]
-        blocks = {e.get("block") for e in entries}
-        if len(entries) < 3 or len(blocks) != 1:
+    def _table_run(self, items: list[tuple[str | None, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """The numbered calls of one block at the start of `items`, with no keys but the
+        block's params and `repeat:`."""
+        run: list[dict[str, Any]] = []
+        for key, entry in items:
+            block = entry.get("block")
+            if key is not None or not isinstance(block, str) or block not in self.spec.blocks:
+                break
+            if run and block != run[0]["block"]:
+                break
+            allowed = {"block", "repeat", *self.spec.blocks[block].params}
+            if set(entry) - allowed:
+                break
+            run.append(entry)
+        return run
+
+    def _table(self, run: list[dict[str, Any]]) -> tuple[str, list[Column], list[Row]] | None:
+        """The run as (block, columns, rows) when every value is a literal: MobileNetV3's
+        `large` is torchvision's `inverted_residual_setting`, MobileNetV2's rows (t, c, n, s)
+        take `repeat:` and a per-repeat stride `[2, 1]` (a column for the first copy)."""
+        block = run[0]["block"]
+        params = {p.name: p for p in parse_params(self.spec.blocks[block].params)}
+        names = list(dict.fromkeys(k for e in run for k in e if k != "block"))
+        if any(type(e.get("repeat", 1)) is not int for e in run):
             return None
-        block = blocks.pop()
-        if not isinstance(block, str) or block not in self.spec.blocks:
-            return None
-        params = parse_params(self.spec.blocks[block].params)
-        given = {k for e in entries for k in e if k != "block"}
-        if given - {p.name for p in params}:
-            return None  # other keys (if, repeat, names, ...) need their own code
-        columns = [p for p in params if p.name in given]
+        columns: list[Column] = []
+        for name in names:
+            p = params.get(name)
+            if p is not None and p.type in ("list", "any"):
+                return None  # a list value is a value here, not a value per copy
+            values = []
+            for e in run:
+                if name not in e and p is not None and (p.required or p.computed):
+                    return None
+                value = e.get(name, p.default if p is not None else 1)
+                pair = value if isinstance(value, list) else [value, value]
+                if len(pair) != 2 or not all(_literal_scalar(v) for v in pair):
+                    return None
+                values.append((pair, e.get("repeat", 1)))
+            if not any(isinstance(e.get(name), list) for e in run):
+                columns.append(Column(name, p, None))
+                continue
+            # a value per copy: the first is the column's, the rest must agree across rows
+            rests = {rest for (_first, rest), copies in values if copies > 1}
+            if p is None or len(rests) > 1 or "repeat" not in names:
+                return None
+            columns.append(Column(name, p, rests.pop() if rests else values[0][0][1]))
         rows = []
-        for e in entries:
+        for e in run:
             row = []
-            for p in columns:
-                value = e.get(p.name, p.default)
-                if p.name not in e and (p.required or p.computed):
-                    return None
-                if not isinstance(value, (bool, int, float, str)) or pyexpr.names_in(value):
-                    return None
-                row.append(value)
+            for c in columns:
+                default = c.param.default if c.param is not None else 1
+                value = e.get(c.name, default)
+                row.append(value[0] if isinstance(value, list) else value)
             rows.append(tuple(row))
         return block, columns, rows
 
     def _table_loop(
         self,
         block: str,
-        columns: list[Param],
-        rows: list[tuple[Any, ...]],
+        columns: list[Column],
+        rows: list[Row],
         target: str,
         current: Tensor,
         ctx: Ctx,
     ) -> Tensor:
-        """The table as a tuple of rows and one call per row in a loop."""
-        hints = [param_hint(p.type, [row[i] for row in rows]) for i, p in enumerate(columns)]
-        table = ctx.declare("settings", f"tuple[tuple[{', '.join(hints)}], ...]")
-        ctx.init.line(f"{table} = (  # {', '.join(p.name for p in columns)}")
+        """The table as a tuple of rows, and the block's calls in a loop over it."""
+        hints = [
+            "int" if c.param is None else param_hint(c.param.type, [row[i] for row in rows])
+            for i, c in enumerate(columns)
+        ]
+        ctx.init.line(f"# {', '.join(c.name for c in columns)}")
+        row_type = f"tuple[{', '.join(hints)}]"
+        if len(row_type) > 60 or "Any" in row_type:  # a declaration that fits on its line
+            row_type = "tuple[Any, ...]"
+            self.needs.add("Any")
+        table = ctx.declare("settings", f"tuple[{row_type}, ...]", "(")
         with ctx.init.indent():
             for row in rows:
                 ctx.init.line(f"{literal_text(sym.const(row))},")
         ctx.init.line(")")
-        locals_ = [ctx.names.fresh(p.name) for p in columns]
-        env = {f"column_{p.name}": sym.code(v) for p, v in zip(columns, locals_, strict=True)}
-        entry = {
-            "block": block,
-            **{p.name: f"${{{name}}}" for p, name in zip(columns, env, strict=True)},
-        }
+        locals_ = [ctx.names.fresh(c.name) for c in columns]
+        env = {f"column_{c.name}": sym.code(v) for c, v in zip(columns, locals_, strict=True)}
+        entry: dict[str, Any] = {"block": block}
+        for c, name in zip(columns, env, strict=True):
+            entry[c.name] = f"${{{name}}}" if c.rest is None else [f"${{{name}}}", c.rest]
         header = f"for {', '.join(locals_)} in {table}:"
+        if len(header) + 4 * ctx.init.depth > 99:
+            header = "for (\n" + "".join(f"    {name},\n" for name in locals_) + f") in {table}:"
         current = self._materialize(current, ctx)
-        result = self._loop_body((header, env, None), entry, target, current, ctx)
+
+        def body(current: Tensor, _index: Index) -> Tensor:
+            return self._chain_copies(None, entry, target, current, ctx)
+
+        result = self._loop_body((header, env, None), body, current, ctx)
         ctx.names.taken.discard(table)
         return result
 
@@ -332,3 +390,16 @@ class ChainWriter(ModuleWriter):
             else:
                 raise Unsupported(f"`names:` field '{name}'")
         return 'f"' + "".join(parts) + '"'
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a table of block calls: a param of the block, or `repeat` (param None)."""
+
+    name: str
+    param: Param | None
+    rest: Any  # for a per-repeat value [first, rest]: the value of every copy after the first
+
+
+def _literal_scalar(value: Any) -> bool:
+    return isinstance(value, (bool, int, float, str)) and not pyexpr.names_in(value)

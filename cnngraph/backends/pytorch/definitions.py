@@ -224,8 +224,14 @@ class DefinitionGenerator(ForwardWriter):
             self.model_params, {k: [v] for k, v in self.graph.params.items()}, ctx
         )
         shape = tuple(pyexpr.value(d, ctx.env, self.needs) for d in self.spec.input)
-        if any(not d.constant for d in shape):
-            ctx.init.line(f"input_shape = ({', '.join(d.text for d in shape)},)")
+        layer_names = {key for key, _ in pairs(self.spec.layers) if key is not None}
+        dims = f"({', '.join(d.text for d in shape)}{',' if len(shape) == 1 else ''})"
+        if any(not d.constant for d in shape) and "input_shape" not in layer_names:
+            # the input size a param sets (EfficientNet's `resolution`), kept for the caller:
+            # the layers take any size, so nothing else reads it
+            ctx.init.line(f"self.input_shape = {dims}")
+        if any(not d.constant and not d.text.isidentifier() for d in shape):
+            ctx.init.line(f"input_shape = {dims}")
             shape = tuple(sym.code(f"input_shape[{i}]") for i in range(len(shape)))
         ctx.env["in_channels"] = shape[0]
         start = Tensor("x", shape, sym.const(True), sym.const(1))

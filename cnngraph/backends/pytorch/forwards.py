@@ -165,7 +165,7 @@ class ForwardWriter(ChainWriter):
         current = self._materialize(start, ctx)
         if loop is None:  # spread without a loop
             return self._spread(entry, container, current, ctx, None)
-        return self._loop_body(loop, entry, container, current, ctx)
+        return self._loop_body(loop, self._copy(entry, container, ctx), current, ctx)
 
     def _join(
         self,

@@ -62,15 +62,19 @@ class Ctx:
     attributes: dict[str, str] = field(default_factory=dict)  # attribute -> annotation
     annotated: dict[str, str] = field(default_factory=dict)  # __init__ local -> annotation
 
-    def declare(self, wanted: str, annotation: str) -> str:
-        """A fresh __init__ local declared with `annotation`, written once: a name freed by an
-        earlier loop is reused only with the same type (mypy rejects a second declaration)."""
+    def declare(self, wanted: str, annotation: str, value: str | None = None) -> str:
+        """A fresh __init__ local declared with `annotation` (and assigned `value`, if given),
+        declared once: a name freed by an earlier loop is reused only with the same type, as
+        mypy rejects a second declaration."""
         name = self.names.fresh(wanted)
         while self.annotated.get(name, annotation) != annotation:
             name = self.names.fresh(wanted)
+        assign = "" if value is None else f" = {value}"
         if name not in self.annotated:
-            self.init.line(f"{name}: {annotation}")
+            self.init.line(f"{name}: {annotation}{assign}")
             self.annotated[name] = annotation
+        elif assign:
+            self.init.line(f"{name}{assign}")
         return name
 
 
