@@ -19,6 +19,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import cnngraph
+from cnngraph.backends.pytorch import load_source, parametric
+from cnngraph.backends.pytorch.snapshot import generate as snapshot
 from cnngraph.cli import main
 
 from .conftest import ROOT, SPECS
@@ -441,6 +443,7 @@ def test_generated_sources_type_check(tmp_path: Path) -> None:
     for path in ALL_SPECS:
         (tmp_path / f"{path.stem}.py").write_text(cnngraph.load(path).torch_source())
     (tmp_path / "mixed_tables.py").write_text(cnngraph.load(MIXED_TABLES).torch_source())
+    (tmp_path / "own_init.py").write_text(cnngraph.load(OWN_INIT).torch_source())
     result = subprocess.run(
         [
             sys.executable,
@@ -637,3 +640,53 @@ def test_initial_weights_follow_the_spec() -> None:
         for b in layer
     )
     assert torch.count_nonzero(zeroed.layer1[0].bn1.weight) > 0
+
+
+# Layers with their own `init:`, in a block and in the model, beside a rule per op kind.
+OWN_INIT = """
+cnngraph: 1
+name: own_init
+input: [3, 32, 32]
+params: {zero_init: true}
+init: {conv2d: kaiming_normal}
+blocks:
+  basic:
+    params: {out: int, stride: 1}
+    layers:
+      conv1: {op: conv2d, out_channels: $out, kernel_size: 3, stride: $stride, padding: 1,
+              bias: false}
+      bn1: batch_norm2d
+      relu: {op: relu, inplace: true}
+      conv2: {op: conv2d, out_channels: $out, kernel_size: 3, padding: 1, bias: false,
+              init: xavier_uniform}
+      bn2: {op: batch_norm2d, init: {weight: zeros, bias: keep}}
+    residual: {projection: downsample}
+    then: {op: relu}
+layers:
+  stem: {op: conv2d, out_channels: 16, kernel_size: 3, padding: 1,
+         init: {weight: normal, bias: zeros}}
+  body:
+    - {block: basic, out: 16}
+    - {block: basic, out: 32, stride: 2}
+  pool: {op: adaptive_avg_pool2d, output_size: 1}
+  flatten: flatten
+  fc: {op: linear, out_features: 10, init: uniform_fan_out}
+"""
+
+
+def test_layers_own_init_is_parametric_and_seeded_like_the_expansion() -> None:
+    """The file takes its params (no snapshot), and a seed gives the weights of a module per
+    compiled layer (the snapshot of the expansion, built independently of the definitions)."""
+    model = cnngraph.load(OWN_INIT)
+    source, takes_params = parametric(model, "own_init.yaml")
+    assert takes_params
+    assert "nn.init.zeros_(block.bn2.weight)" in source
+    ours = load_source(source, model.name).OwnInit
+    reference = load_source(snapshot(model, "own_init.yaml", "reference"), model.name).OwnInit
+    torch.manual_seed(0)
+    built = ours().state_dict()
+    torch.manual_seed(0)
+    expected = reference().state_dict()
+    assert list(built) == list(expected)
+    assert [k for k in built if not torch.equal(built[k], expected[k])] == []
+    assert torch.count_nonzero(built["body.1.bn2.weight"]) == 0

@@ -349,8 +349,11 @@ class ChainWriter(ModuleWriter):
         index: tuple[str, str] | None,
     ) -> Tensor:
         """One module appended to an nn.Sequential (numbered) or added under a name."""
-        text, result, needs_ref = self._module(entry, [current], ctx, index)
         name = self._copy_name(entry, key, ctx, index)
+        if "init" in entry:
+            named = target == "self" and name is not None and name.isidentifier()
+            entry = self._own_init(entry, f"self.{name}" if named else None, ctx)
+        text, result, needs_ref = self._module(entry, [current], ctx, index)
         if needs_ref:
             local = ctx.names.fresh("layer")
             ctx.init.line(f"{local} = {text}")

@@ -10,6 +10,7 @@ the file built at the defaults builds any member of a family.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -81,7 +82,7 @@ class DefinitionGenerator(ForwardWriter):
         uses = [p.name for p in self.model_params if p.name in self._uses_of(name)]
         inputs = ["x" if n == "input" else python_name(n) for n in bdef.inputs]
         made = BlockClass(self.class_names.fresh(camel(name)), params, uses, inputs)
-        ctx = Ctx({}, Names(["in_channels", *inputs]), Writer())
+        ctx = Ctx({}, Names(["in_channels", *inputs]), Writer(), class_name=made.name)
         ctx.fwd_names = Names([*inputs])
         for g in uses:
             ctx.env[g] = sym.code(python_name(g))
@@ -215,7 +216,7 @@ class DefinitionGenerator(ForwardWriter):
     # ---- the model class -----------------------------------------------------------------------
 
     def _root(self) -> str:
-        ctx = Ctx({}, Names(), Writer())
+        ctx = Ctx({}, Names(), Writer(), class_name=camel(self.spec.name))
         ctx.fwd_names = Names(["x"])
         keywords = []
         for p in self.model_params:
@@ -320,7 +321,8 @@ class DefinitionGenerator(ForwardWriter):
         return f"torch.Tensor | {name}"
 
     def _reset_weights(self, ctx: Ctx) -> list[str]:
-        """The spec's initial weights: a rule per op kind, applied after construction."""
+        """The spec's initial weights: a rule per op kind, then each layer's own, applied after
+        construction."""
         by_rule: dict[tuple[str, str], list[str]] = {}
         for kind, written in self.spec.init.items():
             init = init_rule(written)
@@ -331,22 +333,49 @@ class DefinitionGenerator(ForwardWriter):
             made = cls.model_validate(fields).torch_call(shapes)
             if made is not None:
                 by_rule.setdefault(init, []).append(made.func)
-        if not by_rule:
+        if not by_rule and not self.own_inits:
             return []
-        if any("math." in line for rule in by_rule for line in init_lines(rule)):
+        rules = [*by_rule, *self.own_inits]
+        if any("math." in line for rule in rules for line in init_lines(rule)):
             self.needs.add("math")
         w = Writer()
         w.line("def reset_weights(self) -> None:")
         with w.indent():
             w.line('"""Initial weights as the spec asks; torch\'s defaults elsewhere."""')
-            w.line("for m in self.modules():")
-            with w.indent():
-                for index, (rule, classes) in enumerate(by_rule.items()):
-                    keyword = "if" if index == 0 else "elif"
-                    kinds = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
-                    w.line(f"{keyword} isinstance(m, {kinds}):")
-                    with w.indent():
-                        for line in init_lines(rule):
-                            w.line(line)
+            if by_rule:
+                w.line("for m in self.modules():")
+                with w.indent():
+                    for index, (rule, classes) in enumerate(by_rule.items()):
+                        keyword = "if" if index == 0 else "elif"
+                        kinds = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
+                        w.line(f"{keyword} isinstance(m, {kinds}):")
+                        with w.indent():
+                            for line in init_lines(rule):
+                                w.line(line)
+            for rule, places in self.own_inits.items():
+                self._own_init_loop(w, rule, places)
         ctx.init.line("self.reset_weights()")
         return ["\n".join(w.lines)]
+
+    def _own_init_loop(
+        self, w: Writer, rule: tuple[str, str], places: list[tuple[str, str]]
+    ) -> None:
+        """Layers' own rule: the model's own layers by attribute, then every block holding
+        such layers, in module order."""
+        root = camel(self.spec.name)
+        by_class: dict[str, list[str]] = {}
+        for cls, attribute in places:
+            by_class.setdefault(cls, []).append(attribute)
+        for attribute in by_class.pop(root, []):
+            for line in init_lines(rule):
+                w.line(re.sub(r"\bm\.", f"self.{attribute}.", line))
+        if not by_class:
+            return
+        w.line("for block in self.modules():")
+        with w.indent():
+            for index, (cls, attributes) in enumerate(by_class.items()):
+                w.line(f"{'if' if index == 0 else 'elif'} isinstance(block, {cls}):")
+                with w.indent():
+                    for attribute in attributes:
+                        for line in init_lines(rule):
+                            w.line(re.sub(r"\bm\.", f"block.{attribute}.", line))

@@ -10,9 +10,11 @@ from ... import symbolic as sym
 from ...expr import source_of
 from ...ops import OPS, Op
 from ...ops.base import Fields
+from ...spec import InitRule, init_rule
 from ...symbolic import Expr
 from . import pyexpr
 from .pyexpr import Unsupported
+from .runtime import init_lines
 from .spec_layers import (
     ENTRY_KEYS,
     SEQUENCE,
@@ -47,7 +49,7 @@ class ModuleWriter(GeneratorState):
         """(constructor source, a function from the module's reference to its result Tensor,
         whether that function needs a reference)."""
         if "init" in entry:
-            raise Unsupported("a layer's own `init:`")
+            entry = self._own_init(entry, attribute, ctx)
         if SEQUENCE in entry or ("layers" in entry and "op" not in entry and "block" not in entry):
             body = entry.get(SEQUENCE, entry.get("layers"))
             if not self._is_chain(body):
@@ -59,6 +61,20 @@ class ModuleWriter(GeneratorState):
         if "block" in entry:
             return self._block_call(entry, inputs, ctx, index)
         return self._op(entry, inputs, ctx)
+
+    def _own_init(self, entry: dict[str, Any], attribute: str | None, ctx: Ctx) -> dict[str, Any]:
+        """The entry without its `init:`, which `reset_weights()` applies to the attribute
+        after the rules per op kind (as the compiled model orders them)."""
+        raw = entry["init"]
+        if attribute is None or not attribute.startswith("self.") or "if" in entry:
+            raise Unsupported("a layer's own `init:` on a numbered or conditional layer")
+        if not isinstance(raw, (str, dict)) or pyexpr.names_in(raw) or "op" not in entry:
+            raise Unsupported("a layer's own `init:` from an expression")
+        rule = init_rule(InitRule.model_validate(raw) if isinstance(raw, dict) else raw)
+        if init_lines(rule):
+            place = (ctx.class_name, attribute.removeprefix("self."))
+            self.own_inits.setdefault(rule, []).append(place)
+        return {k: v for k, v in entry.items() if k != "init"}
 
     def _op(self, entry: dict[str, Any], inputs: list[Tensor], ctx: Ctx) -> tuple[str, Any, bool]:
         kind = entry["op"]

@@ -61,6 +61,7 @@ class Ctx:
     fwd: Writer = field(default_factory=Writer)
     attributes: dict[str, str] = field(default_factory=dict)  # attribute -> annotation
     annotated: dict[str, str] = field(default_factory=dict)  # __init__ local -> annotation
+    class_name: str = ""
 
     def declare(self, wanted: str, annotation: str, value: str | None = None) -> str:
         """A fresh __init__ local declared with `annotation` (and assigned `value`, if given),
@@ -198,6 +199,8 @@ class GeneratorState:
         self.module_dicts: list[str] = []
         self.output_types: list[str] = []
         self._uses: dict[str, set[str]] = {}
+        # layers' own `init:`: rule -> (class, attribute) in the order they are written
+        self.own_inits: dict[tuple[str, str], list[tuple[str, str]]] = {}
 
     def _uses_of(self, name: str) -> set[str]:
         """Model params read by a block, directly or through the blocks it may call."""
