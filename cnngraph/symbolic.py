@@ -38,10 +38,10 @@ def const(value: Any) -> Expr:
     return Expr(repr(value), value)
 
 
-def code(text: str) -> Expr:
+def code(text: str, simplify: bool = False) -> Expr:
     """Source text with every part that reads no names folded (`(3 - 1) // 2` is 1, `True
     and x` is x); a constant when nothing is left to read."""
-    tree = _Fold().visit(ast.parse(text, mode="eval"))
+    tree = _Fold(simplify).visit(ast.parse(text, mode="eval"))
     tidy = ast.unparse(tree)
     if isinstance(tree.body, ast.Constant):
         return const(tree.body.value)
@@ -53,7 +53,11 @@ def _reads_names(node: ast.AST) -> bool:
 
 
 class _Fold(ast.NodeTransformer):
-    """Constant folding with the spec's own safe evaluator (never `eval`)."""
+    """Constant folding with the spec's own safe evaluator (never `eval`); with `simplify`,
+    integer arithmetic on sizes is tidied too (see `_simplify`)."""
+
+    def __init__(self, simplify: bool = False) -> None:
+        self.simplify = simplify
 
     def visit(self, node: ast.AST) -> Any:
         node = self.generic_visit(node)
@@ -61,6 +65,8 @@ class _Fold(ast.NodeTransformer):
             return self._bool(node)
         if isinstance(node, ast.IfExp) and isinstance(node.test, ast.Constant):
             return node.body if node.test.value else node.orelse
+        if self.simplify and isinstance(node, ast.BinOp) and _reads_names(node):
+            return _simplify(node)
         if not isinstance(node, ast.expr) or isinstance(node, ast.Constant) or _reads_names(node):
             return node
         from .expr import ExprError, evaluate
@@ -88,6 +94,55 @@ class _Fold(ast.NodeTransformer):
         return kept[0] if len(kept) == 1 else ast.BoolOp(node.op, kept)
 
 
+def _number(node: ast.expr) -> bool:
+    return (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, int)
+        and not isinstance(node.value, bool)
+    )
+
+
+def _value(node: ast.expr) -> int:
+    assert isinstance(node, ast.Constant) and isinstance(node.value, int)
+    return node.value
+
+
+def _simplify(node: ast.BinOp) -> ast.expr:
+    """`x // 1` and `x * 1` are x; a sum's numbers are added up (`n + 2 - 3` is `n - 1`,
+    `n - 1 + 1` is n), so that sizes through a conv read as a person writes them. Only for
+    the op rules' integer arithmetic: `x // 1` floors a float."""
+    one = [side for side in (node.left, node.right) if _number(side) and _value(side) == 1]
+    if isinstance(node.op, (ast.FloorDiv, ast.Mult)) and one and one[-1] is node.right:
+        return node.left
+    if isinstance(node.op, ast.Mult) and one and one[0] is node.left:
+        return node.right
+    if not isinstance(node.op, (ast.Add, ast.Sub)):
+        return node
+    terms = _terms(node)
+    numbers = [(sign, t) for sign, t in terms if _number(t)]
+    others = [(sign, t) for sign, t in terms if not _number(t)]
+    total = sum(sign * _value(t) for sign, t in numbers)
+    if (len(numbers) < 2 and total != 0) or not others:
+        return node
+    sign, first = others[0]
+    out: ast.expr = first if sign > 0 else ast.UnaryOp(ast.USub(), first)
+    for sign, term in others[1:]:
+        out = ast.BinOp(out, ast.Add() if sign > 0 else ast.Sub(), term)
+    if total != 0:
+        out = ast.BinOp(out, ast.Add() if total > 0 else ast.Sub(), ast.Constant(abs(total)))
+    return out
+
+
+def _terms(node: ast.expr) -> list[tuple[int, ast.expr]]:
+    """A sum as (sign, term) pairs."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+        right = _terms(node.right)
+        if isinstance(node.op, ast.Sub):
+            right = [(-sign, term) for sign, term in right]
+        return _terms(node.left) + right
+    return [(1, node)]
+
+
 def _as_tuple(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(_as_tuple(v) for v in value)
@@ -98,7 +153,7 @@ def _binary(op: Callable[[Any, Any], Any], symbol: str) -> Callable[[Expr, Expr]
     def apply(a: Expr, b: Expr) -> Expr:
         if a.constant and b.constant:
             return const(op(a.value, b.value))
-        return code(f"({a.text}) {symbol} ({b.text})")
+        return code(f"({a.text}) {symbol} ({b.text})", simplify=True)
 
     return apply
 

@@ -5,6 +5,7 @@ compiler is the reference: parameter count, `state_dict` keys in order, output s
 from __future__ import annotations
 
 import functools
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,119 @@ def test_file_at_defaults_builds_random_family_members(data: st.DataObject) -> N
     params = data.draw(FAMILIES[spec])
     assume(_compiles(spec, params))
     assert_same_as_compiled(spec, params)
+
+
+# A head that flattens what a loop of poolings leaves: its linear layer's width depends on
+# the input's height and width, which the file carries through `__init__`.
+SIZED = """
+cnngraph: 1
+name: mnist_cnn
+input: [1, 28, 28]
+params: {width: 16, depth: 2, num_classes: 10}
+blocks:
+  conv_pool:
+    params: {out: int}
+    layers:
+      - {op: conv2d, out_channels: $out, kernel_size: 3, padding: 1}
+      - relu
+      - {op: max_pool2d, kernel_size: 2}
+  head:
+    params: {classes: int}
+    layers:
+      - flatten
+      - {op: linear, out_features: 128}
+      - relu
+      - {op: linear, out_features: $classes}
+layers:
+  features:
+    block: conv_pool
+    repeat: $depth
+    out: $width
+  classifier: {block: head, classes: $num_classes}
+"""
+
+
+@settings(max_examples=15, deadline=None)
+@given(depth=st.integers(0, 4), width=st.integers(1, 24), classes=st.integers(1, 12))
+def test_sizes_are_carried_where_a_layer_needs_them(depth: int, width: int, classes: int) -> None:
+    default = cnngraph.load(SIZED)
+    source, takes_params = parametric(default, "sized.yaml")
+    assert takes_params
+    assert "in_size: tuple[int, int]" in source
+    params = {"depth": depth, "width": width, "num_classes": classes}
+    compiled = cnngraph.load(SIZED, params=params)
+    namespace: dict[str, Any] = {"__name__": "sized"}
+    exec(source, namespace)
+    module = namespace["MnistCnn"](**params)
+    assert sum(p.numel() for p in module.parameters()) == compiled.params
+    with torch.no_grad():
+        out = module(torch.randn(1, *compiled.input_shape))
+    assert tuple(out.shape[1:]) == compiled.output_shape
+
+
+# A residual block written as a list: an nn.Sequential subclass whose forward adds the input.
+NUMBERED_RESIDUAL = """
+cnngraph: 1
+name: numbered_residual
+input: [3, 16, 16]
+params: {width: 8, depth: 2}
+blocks:
+  res:
+    params: {expand: 2}
+    layers:
+      - {op: conv2d, out_channels: "${in_channels * expand}", kernel_size: 1}
+      - {op: relu, inplace: true}
+      - {op: conv2d, out_channels: $in_channels, kernel_size: 3, padding: 1}
+      - batch_norm2d
+    residual: {when: "${expand > 1}"}
+layers:
+  stem: {op: conv2d, out_channels: $width, kernel_size: 3, padding: 1}
+  body: {block: res, repeat: $depth}
+  tail: {block: res, expand: 1}
+"""
+
+
+@settings(max_examples=10, deadline=None)
+@given(width=st.integers(1, 16), depth=st.integers(1, 3))
+def test_numbered_blocks_with_a_residual_are_sequentials(width: int, depth: int) -> None:
+    default = cnngraph.load(NUMBERED_RESIDUAL)
+    source, takes_params = parametric(default, "numbered_residual.yaml")
+    assert takes_params
+    assert "class Res(nn.Sequential):" in source
+    assert "out = super().forward(x)" in source
+    compiled = cnngraph.load(NUMBERED_RESIDUAL, params={"width": width, "depth": depth})
+    namespace: dict[str, Any] = {"__name__": "numbered_residual"}
+    exec(source, namespace)
+    module = namespace["NumberedResidual"](width=width, depth=depth).eval()
+    reference = compiled.to_module().eval()
+    assert list(module.state_dict()) == list(reference.state_dict())
+    module.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(module(x), reference(x))
+
+
+def test_a_snapshot_says_why_and_takes_no_arguments() -> None:
+    """Where a construct is not translated (here a join switched by a param), the file is the
+    compiled expansion: its header names the construct, and no param is an argument that
+    could be ignored."""
+    text = """
+cnngraph: 1
+name: conditional_join
+input: [3, 16, 16]
+params: {skip: true, width: 8}
+layers:
+  a: {op: conv2d, out_channels: $width, kernel_size: 3, padding: 1}
+  b: {op: conv2d, out_channels: $width, kernel_size: 3, padding: 1}
+  sum: {op: add, from: [a, b], if: $skip}
+  head: {op: conv2d, out_channels: 4, kernel_size: 1}
+"""
+    model = cnngraph.load(text, params={"width": 5})
+    source, takes_params = parametric(model, "conditional_join.yaml")
+    assert not takes_params
+    assert "a conditional join" in source.split('"""')[0]
+    namespace: dict[str, Any] = {"__name__": "conditional_join"}
+    exec(source, namespace)
+    cls = namespace["ConditionalJoin"]
+    assert list(inspect.signature(cls).parameters) == []
+    assert sum(p.numel() for p in cls().parameters()) == model.params

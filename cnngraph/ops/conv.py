@@ -53,7 +53,7 @@ def _check_channels(kind: str, c_in: int, declared: int | None, out: int, groups
 _ONE, _TWO = sym.const(1), sym.const(2)
 
 
-def _strided_size(n: Expr, k: Expr, s: Expr, p: Expr, d: Expr) -> Expr:
+def strided_size(n: Expr, k: Expr, s: Expr, p: Expr, d: Expr) -> Expr:
     """floor((n + 2p - d(k-1) - 1) / s) + 1, as code."""
     reach = sym.add(sym.mul(d, sym.sub(k, _ONE)), _ONE)
     return sym.add(sym.floordiv(sym.sub(sym.add(n, sym.mul(_TWO, p)), reach), s), _ONE)
@@ -199,7 +199,7 @@ class Conv2d(_Conv):
                 out.append(n)
                 continue
             k, s, d = (sym.axis(f[name], index) for name in ("kernel_size", "stride", "dilation"))
-            out.append(_strided_size(n, k, s, p, d))
+            out.append(strided_size(n, k, s, p, d))
         return tuple(out)
 
     @classmethod

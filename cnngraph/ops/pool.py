@@ -29,7 +29,7 @@ from .base import (
     fmt_kernel,
     to_pair,
 )
-from .conv import window_keeps
+from .conv import strided_size, window_keeps
 
 
 class _Pool(Op):
@@ -67,6 +67,8 @@ class _Pool(Op):
             if all(x is not None and x.constant for x in parts):
                 values = [x.value for x in parts if x is not None]
                 out.append(sym.const(pool_out(*values)))
+            elif n is not None and ceil.constant and not ceil.value:
+                out.append(strided_size(n, k, s, p, d))  # the conv's floor rule
             else:
                 out.append(None)  # ceil_mode's rule is not worth writing out as code
         return tuple(out)

@@ -26,12 +26,19 @@ __all__ = ["GenerationError", "build_module", "generate", "load_source", "parame
 
 def parametric(model: Any, spec_file: str) -> tuple[str, bool]:
     """(source, whether its model class takes the spec's params)."""
-    try:
-        source = DefinitionGenerator(model.graph.doc, model).source(spec_file)
-        ast.parse(source)
-        return source, True
-    except (Unsupported, KeyError, SyntaxError) as exc:
-        return snapshot(model, spec_file, str(exc) or type(exc).__name__), False
+    reason = ""
+    # sizes are carried through __init__ only where a layer needs them
+    for track_size in (False, True):
+        try:
+            generator = DefinitionGenerator(model.graph.doc, model, track_size)
+            source = generator.source(spec_file)
+            ast.parse(source)
+            return source, True
+        except (Unsupported, KeyError, SyntaxError) as exc:
+            reason = str(exc) or type(exc).__name__
+            if "height and width" not in reason:
+                break
+    return snapshot(model, spec_file, reason), False
 
 
 def generate(model: Any, spec_file: str) -> str:

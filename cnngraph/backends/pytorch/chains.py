@@ -137,7 +137,7 @@ class ChainWriter(ModuleWriter):
             after = body(current, index)
             self._assign_channels(current, after, ctx)
         ctx.env = saved
-        result = self._after_loop(current, after)
+        result = self._after_loop(current, after, ctx)
         # the loop's names are free again unless what follows reads them: the next loop
         # counts with `i` and names its block `layer` too, as a person would write it
         bound = {e.text for e in env.values()} | ({index[0]} if index else set())
@@ -205,7 +205,14 @@ class ChainWriter(ModuleWriter):
             ctx.init.line(
                 f'raise ValueError(f"expected one of {expected}, got {{{choice.text}!r}}")'
             )
-        return self._after_loop(current, results[0])
+        # a size is known after the choice only where every choice knows it
+        shape = tuple(
+            None if any(r.shape[i] is None for r in results) else d
+            for i, d in enumerate(results[0].shape)
+        )
+        first = results[0]
+        merged = Tensor(first.var, shape, first.keeps, first.stride, first.overwritable)
+        return self._after_loop(current, merged, ctx)
 
     def _spread_one(
         self,

@@ -17,7 +17,7 @@ from typing import Any
 from ... import symbolic as sym
 from ...ops import OPS
 from ...ops.base import ShapeCode
-from ...spec import init_rule
+from ...spec import BlockDef, ResidualSpec, init_rule
 from . import pyexpr
 from .forwards import ForwardWriter
 from .pyexpr import Unsupported
@@ -105,8 +105,21 @@ class DefinitionGenerator(ForwardWriter):
             and len(bdef.inputs) == 1
             and self._is_chain(bdef.layers)
         )
+        # a numbered chain with a residual add or a gate: an nn.Sequential whose forward adds
+        # the edge after its own (torchvision's keys `0.weight`, no per-call lookups)
+        edged = (
+            not sequential
+            and isinstance(bdef.layers, list)
+            and len(bdef.inputs) == 1
+            and bdef.then is None
+            and bdef.output is None
+            and (not isinstance(bdef.residual, ResidualSpec) or bdef.residual.projection is None)
+            and self._is_chain(bdef.layers)
+        )
         if sequential:
             out = self._chain(bdef.layers, "self", first, ctx)
+        elif edged:
+            out = self._edged_chain(bdef, first, ctx)
         else:
             out = self._block_body(bdef, raw, sources, ctx)
         channels = out.shape[0] if out.shape else None
@@ -119,10 +132,30 @@ class DefinitionGenerator(ForwardWriter):
         made.keeps = out.keeps if out.keeps and free_names(out.keeps) <= allowed else None
         made.stride = out.stride if out.stride and free_names(out.stride) <= allowed else None
         made.overwritable = out.overwritable
-        base = "nn.Sequential" if sequential else "nn.Module"
+        sized = allowed | {"in_height", "in_width"}
+        made.spatial = tuple(
+            d if d is not None and free_names(d) <= sized else None for d in out.shape[1:]
+        )
+        if any(re.search(r"\bin_(height|width)\b", line) for line in ctx.init.lines):
+            made.sized = True
+            keywords.append("in_size: tuple[int, int]")
+            ctx.init.lines.insert(0, "in_height, in_width = in_size")
+        base = "nn.Sequential" if sequential or edged else "nn.Module"
         doc = f'"""Block `{sanitize(name)}` of the spec."""'
         made.source = self._class_text(made.name, base, doc, signature, keywords, ctx, made)
         return made
+
+    def _edged_chain(self, bdef: BlockDef, first: Tensor, ctx: Ctx) -> Tensor:
+        body = self._chain(bdef.layers, "self", first, ctx)
+        ctx.fwd.line(f"out = super().forward({first.var})")
+        out = Tensor("out", body.shape, body.keeps, body.stride, body.overwritable)
+        if bdef.residual:
+            spec = bdef.residual if isinstance(bdef.residual, ResidualSpec) else ResidualSpec()
+            out = self._residual(spec, first, out, ctx)
+        if bdef.gate:
+            out = self._join("mul", [first, out], ctx, "out")
+        ctx.fwd.line(f"return {out.var}")
+        return out
 
     def _instance_values(self, block: str) -> dict[str, list[Any]]:
         """Each param's values in the compiled instances (for type hints)."""
@@ -140,6 +173,8 @@ class DefinitionGenerator(ForwardWriter):
                 info = self.model._layers.get(scope.inputs[0])
                 if info is not None and len(info.shape) == 1:
                     return (sym.code("in_channels"),)
+        if self.track_size:
+            return (sym.code("in_channels"), sym.code("in_height"), sym.code("in_width"))
         return (sym.code("in_channels"), None, None)
 
     def _global_hint(self, name: str) -> str:
@@ -204,7 +239,7 @@ class DefinitionGenerator(ForwardWriter):
             for method in methods:
                 w.line("")
                 w.line(method)
-            if base != "nn.Sequential":
+            if base != "nn.Sequential" or ctx.fwd.lines:
                 inputs = block.inputs if block else ["x"]
                 w.line("")
                 signature = ", ".join(f"{n}: torch.Tensor" for n in inputs)

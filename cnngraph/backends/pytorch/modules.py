@@ -237,11 +237,18 @@ class ModuleWriter(GeneratorState):
             value = ctx.env[g]
             keywords.append(f"{python_name(g)}={value.text}")
             mapping[python_name(g)] = value
+        first = inputs[0]
+        sizes = list(first.shape[1:])
+        if len(sizes) == 2 and all(d is not None for d in sizes):
+            mapping["in_height"], mapping["in_width"] = sizes  # type: ignore[assignment]
+        if cls.sized:
+            if "in_height" not in mapping:
+                raise Unsupported(f"the input size of a call of '{name}'")
+            keywords.append(f"in_size=({mapping['in_height'].text}, {mapping['in_width'].text})")
         text = f"{cls.name}({', '.join([*args, *keywords])})"
         out = substitute(cls.out, mapping)
         keeps = substitute(cls.keeps, mapping)
         stride = substitute(cls.stride, mapping)
-        first = inputs[0]
         total_keeps = sym.all_of([first.keeps, keeps]) if first.keeps and keeps else None
         total_stride = sym.mul(first.stride, stride) if first.stride and stride else None
         spatial: tuple[Expr | None, ...] = (
@@ -249,6 +256,8 @@ class ModuleWriter(GeneratorState):
             if total_keeps is not None and keeps is not None and keeps.constant and keeps.value
             else (None,) * (len(first.shape) - 1)
         )
+        if self.track_size and len(cls.spatial) == len(spatial) and "in_height" in mapping:
+            spatial = tuple(substitute(d, mapping) for d in cls.spatial)
 
         def result(ref: str) -> Tensor:
             channels = out if out is not None else sym.code(f"{ref}.out_channels")
@@ -264,31 +273,41 @@ class ModuleWriter(GeneratorState):
         return pyexpr.value(entry["if"], ctx.env, self.needs)
 
     def _materialize(self, current: Tensor, ctx: Ctx) -> Tensor:
-        """The channel count in a variable, so that a loop or a conditional may update it."""
-        channels = current.shape[0]
-        if channels is not None and channels.text.startswith("channels") and is_name(channels.text):
-            return current
-        name = ctx.names.fresh("channels")
-        ctx.init.line(f"{name} = {channels.text if channels is not None else 0}")
-        spatial = tuple(current.shape[1:])
-        return Tensor(
-            current.var,
-            (sym.code(name), *spatial),
-            current.keeps,
-            current.stride,
-            current.overwritable,
-        )
+        """The channel count in a variable, so that a loop or a conditional may update it (and,
+        where sizes are tracked, the height and width)."""
+        dims = list(current.shape)
+        wanted = ["channels"] + (["height", "width"] if self.track_size and len(dims) == 3 else [])
+        for i, base in enumerate(wanted):
+            dim = dims[i]
+            if dim is not None and (dim.text in ctx.size_vars or (i == 0 and _is_channels(dim))):
+                continue
+            if dim is None and i > 0:
+                continue  # an unknown size stays unknown
+            name = ctx.names.fresh(base)
+            ctx.init.line(f"{name} = {dim.text if dim is not None else 0}")
+            dims[i] = sym.code(name)
+            if i > 0:
+                ctx.size_vars.add(name)
+        return Tensor(current.var, tuple(dims), current.keeps, current.stride, current.overwritable)
 
     def _assign_channels(self, before: Tensor, after: Tensor, ctx: Ctx) -> None:
+        """The variables of `before` (see `_materialize`) set to `after`'s values."""
         old, new = before.shape[0], after.shape[0] if after.shape else None
         if new is None or old is None:
             raise Unsupported("channels through a loop or a condition")
         if new.text != old.text:
             ctx.init.line(f"{old.text} = {new.text}")
+        for old_dim, new_dim in zip(before.shape[1:], after.shape[1:], strict=False):
+            if old_dim is None or new_dim is None or old_dim.text not in ctx.size_vars:
+                continue
+            if new_dim.text != old_dim.text:
+                ctx.init.line(f"{old_dim.text} = {new_dim.text}")
 
-    def _after_loop(self, before: Tensor, after: Tensor) -> Tensor:
+    def _after_loop(self, before: Tensor, after: Tensor, ctx: Ctx) -> Tensor:
         spatial = tuple(
-            a if a is not None and b is not None and a.text == b.text else None
+            a
+            if a is not None and b is not None and (a.text == b.text or a.text in ctx.size_vars)
+            else None
             for a, b in zip(before.shape[1:], after.shape[1:], strict=False)
         )
         if len(after.shape) != len(before.shape):
@@ -346,3 +365,7 @@ class ModuleWriter(GeneratorState):
 
     def _chain(self, layers: Any, target: str, start: Tensor, ctx: Ctx) -> Tensor:
         raise NotImplementedError
+
+
+def _is_channels(dim: Expr) -> bool:
+    return dim.text.startswith("channels") and is_name(dim.text)

@@ -833,12 +833,13 @@ def _closing(text: str, start: int) -> int:
 
 
 def _class_text(cls: ClassDef) -> str:
-    params = []
+    params: list[str] = []
+    fixed: list[str] = []  # the model's params: values of this snapshot, never arguments
     for name, hint, _values, default in cls.params:
         text = f"{name}: {hint}"
         if default is not _UNSET:
             text += f" = {literal(_as_tuple(default))}"
-        params.append(text)
+        (fixed if cls.kind == "root" else params).append(text)
     signature = ", ".join(["self", *params])
     label = cls.label if cls.kind == "root" else _sanitize(cls.label)  # keep spec text inert
     what = {"root": label, "block": f"Block `{label}` of the spec", "scope": f"`{label}`"}
@@ -848,6 +849,9 @@ def _class_text(cls: ClassDef) -> str:
         "",
         *_wrap(f"def __init__({signature}) -> None:", "    "),
     ]
+    if fixed:
+        lines.append("        # the spec's params as compiled (a snapshot takes no arguments)")
+        lines += [f"        {text}" for text in fixed]
     if cls.base == "nn.Module":
         lines.append("        super().__init__()")
     for line in cls.lines_init:

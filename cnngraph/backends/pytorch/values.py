@@ -48,6 +48,9 @@ class BlockClass:
     stride: Expr | None = None
     overwritable: bool = False
     source: str = ""
+    # output height and width over its arguments and `in_height`/`in_width`, if expressible
+    spatial: tuple[Expr | None, ...] = ()
+    sized: bool = False  # takes `in_size`: its layers read the input's height and width
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Ctx:
     attributes: dict[str, str] = field(default_factory=dict)  # attribute -> annotation
     annotated: dict[str, str] = field(default_factory=dict)  # __init__ local -> annotation
     class_name: str = ""
+    size_vars: set[str] = field(default_factory=set)  # the height and width variables
 
     def declare(self, wanted: str, annotation: str, value: str | None = None) -> str:
         """A fresh __init__ local declared with `annotation` (and assigned `value`, if given),
@@ -182,8 +186,11 @@ class GeneratorState:
     """What the writers share for one spec: its definitions, the classes written so far and the
     names and helpers the file needs."""
 
-    def __init__(self, doc: Document, model: Any) -> None:
+    def __init__(self, doc: Document, model: Any, track_size: bool = False) -> None:
         self.doc = doc
+        # heights and widths carried through __init__ too, where a layer needs them (a linear
+        # after a flatten): blocks take `in_size`, loops update `height` and `width`
+        self.track_size = track_size
         self.model = model
         self.graph = model.graph
         self.spec = SpecFile.model_validate(doc.data)
