@@ -3,6 +3,7 @@ blocks and per-repeat values."""
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -167,6 +168,9 @@ class ChainWriter(ModuleWriter):
             values = pyexpr.value(rest.strip(), ctx.env, self.needs)
             py = ctx.names.fresh(var)
             bound = {var: sym.code(py)}
+            size = _range_count(values.text)
+            if needs_index and size is not None:  # over range(n) the index is the value
+                return f"for {py} in {values.text}:", bound, (py, size)
             if needs_index:
                 i = ctx.names.fresh("i")
                 return (
@@ -413,3 +417,13 @@ class Column:
 
 def _literal_scalar(value: Any) -> bool:
     return isinstance(value, (bool, int, float, str)) and not pyexpr.names_in(value)
+
+
+def _range_count(text: str) -> str | None:
+    """`n` for `range(n)`, where a loop's index and value are one."""
+    node = ast.parse(text, mode="eval").body
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+        return None
+    if node.func.id == "range" and len(node.args) == 1 and not node.keywords:
+        return ast.unparse(node.args[0])
+    return None
