@@ -166,6 +166,7 @@ class _Expander:
         self.spec = spec
         self.diags = diags
         self.graph = Graph(spec.name, doc, ())
+        self.graph.definitions = spec
         self.stack: list[str] = []
         self.used_blocks: set[str] = set()
         self.switched_off: dict[str, KeyPath] = {}

@@ -9,7 +9,7 @@ from .errors import Location
 from .expr import contains_invalid, contains_pending
 from .ops import Op, Shape
 from .source import Document, KeyPath
-from .spec import Init
+from .spec import Init, SpecFile
 
 INPUT = "input"  # the name of the model's input node
 
@@ -71,6 +71,7 @@ class Graph:
     params: dict[str, Any] = field(default_factory=dict)  # model-level param values
     init: dict[str, Init] = field(default_factory=dict)  # op kind -> initial weights
     order: list[str] = field(default_factory=list)  # topological, set by the check pass
+    definitions: SpecFile | None = None  # the spec's typed definitions (the code generator's)
 
     def where(self, path: KeyPath, at_key: bool = False) -> Location:
         return self.doc.where(path, at_key)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 FORMAT_VERSION = 1
 
@@ -111,6 +111,24 @@ class BlockDef(_Strict):
     output: str | None = Field(
         default=None, description="the layer whose result the block returns; default: the last"
     )
+
+    # `residual:` written before the body: its projection is built first (torchvision's RegNet
+    # builds `proj` before `f`), which decides the random numbers a seed gives each module
+    _residual_first: bool = PrivateAttr(default=False)
+
+    @property
+    def residual_first(self) -> bool:
+        return self._residual_first
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _note_order(cls, data: Any, handler: Any) -> Any:
+        block = handler(data)
+        if isinstance(data, dict) and "residual" in data:
+            keys = list(data)
+            body = [keys.index(k) for k in ("layers", "branches") if k in keys]
+            block._residual_first = bool(body) and keys.index("residual") < min(body)
+        return block
 
     @model_validator(mode="after")
     def _one_body(self) -> BlockDef:

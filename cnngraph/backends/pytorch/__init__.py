@@ -12,7 +12,7 @@ import hashlib
 import linecache
 import sys
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .definitions import DefinitionGenerator
 from .pyexpr import Unsupported
@@ -21,16 +21,19 @@ from .snapshot import GenerationError
 from .snapshot import generate as snapshot
 from .writer import python_name
 
+if TYPE_CHECKING:
+    from ...model import Model
+
 __all__ = ["GenerationError", "build_module", "generate", "load_source", "parametric"]
 
 
-def parametric(model: Any, spec_file: str) -> tuple[str, bool]:
+def parametric(model: Model, spec_file: str) -> tuple[str, bool]:
     """(source, whether its model class takes the spec's params)."""
     reason = ""
     # sizes are carried through __init__ only where a layer needs them
     for track_size in (False, True):
         try:
-            generator = DefinitionGenerator(model.graph.doc, model, track_size)
+            generator = DefinitionGenerator(model, track_size)
             source = generator.source(spec_file)
             ast.parse(source)
             return source, True
@@ -41,12 +44,12 @@ def parametric(model: Any, spec_file: str) -> tuple[str, bool]:
     return snapshot(model, spec_file, reason), False
 
 
-def generate(model: Any, spec_file: str) -> str:
+def generate(model: Model, spec_file: str) -> str:
     """Python source of a torch module for `model`, checked to parse."""
     return parametric(model, spec_file)[0]
 
 
-def build_module(model: Any) -> Any:
+def build_module(model: Model) -> Any:
     """Execute the generated source and instantiate the model class at the model's params."""
     source, takes_params = parametric(model, model.graph.doc.file)
     cls = getattr(load_source(source, model.name), camel(model.name))

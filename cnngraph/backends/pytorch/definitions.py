@@ -77,7 +77,6 @@ class DefinitionGenerator(ForwardWriter):
 
     def _block_class(self, name: str) -> BlockClass:
         bdef = self.spec.blocks[name]
-        raw = self.doc.data["blocks"][name]
         params = parse_params(bdef.params)
         uses = [p.name for p in self.model_params if p.name in self._uses_of(name)]
         inputs = ["x" if n == "input" else python_name(n) for n in bdef.inputs]
@@ -121,7 +120,7 @@ class DefinitionGenerator(ForwardWriter):
         elif edged:
             out = self._edged_chain(bdef, first, ctx)
         else:
-            out = self._block_body(bdef, raw, sources, ctx)
+            out = self._block_body(bdef, sources, ctx)
         channels = out.shape[0] if out.shape else None
         if channels is None:
             raise Unsupported(f"the output channels of block '{name}'")
@@ -168,11 +167,11 @@ class DefinitionGenerator(ForwardWriter):
 
     def _input_shape(self, block: str) -> ShapeCode:
         """The rank of the block's input, from an instance (3 where none is compiled)."""
+        ranks = {layer.name: len(layer.shape) for layer in self.model.layers}
         for scope in self.graph.scopes.values():
-            if scope.kind == "block" and scope.label == block and scope.inputs:
-                info = self.model._layers.get(scope.inputs[0])
-                if info is not None and len(info.shape) == 1:
-                    return (sym.code("in_channels"),)
+            instance = scope.kind == "block" and scope.label == block and scope.inputs
+            if instance and ranks.get(scope.inputs[0]) == 1:
+                return (sym.code("in_channels"),)
         if self.track_size:
             return (sym.code("in_channels"), sym.code("in_height"), sym.code("in_width"))
         return (sym.code("in_channels"), None, None)

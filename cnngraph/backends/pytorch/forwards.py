@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from ... import symbolic as sym
@@ -31,13 +30,8 @@ from .writer import Writer, literal_text, python_name
 class ForwardWriter(ChainWriter):
     """Writes blocks whose forward is a graph: named layers, joins, residual edges."""
 
-    def _block_body(
-        self, bdef: BlockDef, raw: Mapping[str, Any], sources: list[Tensor], ctx: Ctx
-    ) -> Tensor:
-        keys = list(raw)
-        residual_first = "residual" in keys and keys.index("residual") < min(
-            keys.index(k) for k in ("layers", "branches") if k in keys
-        )
+    def _block_body(self, bdef: BlockDef, sources: list[Tensor], ctx: Ctx) -> Tensor:
+        residual_first = bdef.residual_first
         body_init = Writer()
         saved_init, ctx.init = ctx.init, body_init
         names = {n: t for n, t in zip(bdef.inputs, sources, strict=True)}

@@ -6,13 +6,11 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ... import symbolic as sym
 from ...ops import Op
 from ...ops.base import ShapeCode
-from ...source import Document
-from ...spec import SpecFile
 from ...symbolic import Expr
 from . import pyexpr
 from .pyexpr import Unsupported
@@ -24,6 +22,9 @@ from .spec_layers import (
     template_fields,
 )
 from .writer import Names, Writer, literal_text, python_name
+
+if TYPE_CHECKING:
+    from ...model import Model
 
 
 @dataclass
@@ -186,14 +187,15 @@ class GeneratorState:
     """What the writers share for one spec: its definitions, the classes written so far and the
     names and helpers the file needs."""
 
-    def __init__(self, doc: Document, model: Any, track_size: bool = False) -> None:
-        self.doc = doc
+    def __init__(self, model: Model, track_size: bool = False) -> None:
         # heights and widths carried through __init__ too, where a layer needs them (a linear
         # after a flatten): blocks take `in_size`, loops update `height` and `width`
         self.track_size = track_size
         self.model = model
         self.graph = model.graph
-        self.spec = SpecFile.model_validate(doc.data)
+        if model.graph.definitions is None:
+            raise Unsupported("a model without its definitions")
+        self.spec = model.graph.definitions
         self.model_params = parse_params(self.spec.params)
         self.global_names = {p.name for p in self.model_params}
         self.needs: set[str] = set()
@@ -214,7 +216,7 @@ class GeneratorState:
         if name in self._uses:
             return self._uses[name]
         self._uses[name] = set()  # a guard against cycles (the compiler reports those)
-        bdef = self.doc.data["blocks"][name]
+        bdef = self.spec.blocks[name].model_dump(exclude_unset=True)
         own = {p.name for p in parse_params(bdef.get("params") or {})}
         found = pyexpr.names_in(bdef) | self._template_names(bdef)
         used = (found & self.global_names) - own
