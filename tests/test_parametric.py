@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,22 @@ def test_no_spec_falls_back_to_a_snapshot(path: Path) -> None:
     model = cnngraph.load(path)
     _, takes_params = parametric(model, path.name)
     assert takes_params
+
+
+@pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: p.stem)
+def test_one_class_per_block_definition(path: Path) -> None:
+    """Every class is a block definition's (named after it, `NinBlock` where the model has the
+    name), the model's, its outputs' or the stochastic-depth helper: no `Bneck2` for a second
+    shape of one definition."""
+    model = cnngraph.load(path)
+    source = model.torch_source()
+    classes = [c.split("(")[0] for c in re.findall(r"^class (\w+\()", source, re.M)]
+    definitions = model.graph.definitions
+    assert definitions is not None
+    allowed = {camel(name) + end for name in definitions.blocks for end in ("", "Block")}
+    allowed |= {camel(model.name), camel(model.name) + "Outputs", "StochasticDepth"}
+    assert len(classes) == len(set(classes))
+    assert set(classes) <= allowed
 
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda row: row.id)

@@ -80,7 +80,10 @@ class DefinitionGenerator(ForwardWriter):
         params = parse_params(bdef.params)
         uses = [p.name for p in self.model_params if p.name in self._uses_of(name)]
         inputs = ["x" if n == "input" else python_name(n) for n in bdef.inputs]
-        made = BlockClass(self.class_names.fresh(camel(name)), params, uses, inputs)
+        wanted = camel(name)
+        if wanted in self.class_names.taken:  # a block named as the model: `NinBlock`
+            wanted += "Block"
+        made = BlockClass(self.class_names.fresh(wanted), params, uses, inputs)
         ctx = Ctx({}, Names(["in_channels", *inputs]), Writer(), class_name=made.name)
         ctx.fwd_names = Names([*inputs])
         for g in uses:
