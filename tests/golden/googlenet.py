@@ -72,11 +72,11 @@ class Inception(nn.Module):
         self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branch1 = self.branch1(x)
-        branch2 = self.branch2(x)
-        branch3 = self.branch3(x)
-        branch4 = self.branch4(x)
-        out = torch.cat([branch1, branch2, branch3, branch4], dim=1)
+        branch1: torch.Tensor = self.branch1(x)
+        branch2: torch.Tensor = self.branch2(x)
+        branch3: torch.Tensor = self.branch3(x)
+        branch4: torch.Tensor = self.branch4(x)
+        out: torch.Tensor = torch.cat([branch1, branch2, branch3, branch4], dim=1)
         return out
 
 
@@ -226,10 +226,10 @@ class Googlenet(nn.Module):
         x = self.inception3a(x)
         x = self.inception3b(x)
         x = self.maxpool3(x)
-        inception4a = self.inception4a(x)
+        inception4a: torch.Tensor = self.inception4a(x)
         x = self.inception4b(inception4a)
         x = self.inception4c(x)
-        inception4d = self.inception4d(x)
+        inception4d: torch.Tensor = self.inception4d(x)
         x = self.inception4e(inception4d)
         x = self.maxpool4(x)
         x = self.inception5a(x)
@@ -237,9 +237,9 @@ class Googlenet(nn.Module):
         x = self.avgpool(x)
         x = self.flatten(x)
         x = self.dropout(x)
-        fc = self.fc(x)
-        aux1 = self.aux1(inception4a) if self.aux1 is not None else inception4a
-        aux2 = self.aux2(inception4d) if self.aux2 is not None else inception4d
+        fc: torch.Tensor = self.fc(x)
+        aux1: torch.Tensor = self.aux1(inception4a) if self.aux1 is not None else inception4a
+        aux2: torch.Tensor = self.aux2(inception4d) if self.aux2 is not None else inception4d
         if not self.training:
             return fc
         return GooglenetOutputs(logits=fc, aux_logits2=aux2, aux_logits1=aux1)

@@ -35,12 +35,12 @@ class Basic(nn.Module):
         self.out_channels = width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(x)
+        out: torch.Tensor = self.conv1(x)
         out = self.bn1(out)
         out = self.relu(out)
         out = self.conv2(out)
         out = self.bn2(out)
-        identity = x
+        identity: torch.Tensor = x
         if self.downsample is not None:
             identity = self.downsample(x)
         out += identity

@@ -206,8 +206,9 @@ class ChainWriter(ModuleWriter):
         ctx.init.line("else:")
         with ctx.init.indent():
             expected = ", ".join(repr(n) for n in names)
+            what = f"{choice.text}: " if choice.text.isidentifier() else ""
             ctx.init.line(
-                f'raise ValueError(f"expected one of {expected}, got {{{choice.text}!r}}")'
+                f'raise ValueError(f"{what}expected one of {expected}, got {{{choice.text}!r}}")'
             )
         # a size is known after the choice only where every choice knows it
         shape = tuple(

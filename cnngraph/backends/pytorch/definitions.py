@@ -247,7 +247,8 @@ class DefinitionGenerator(ForwardWriter):
                 signature = ", ".join(f"{n}: torch.Tensor" for n in inputs)
                 w.line(f"def forward(self, {signature}) -> {returns}:")
                 with w.indent():
-                    w.extend(ctx.fwd)
+                    for line in _typed_locals(ctx.fwd.lines, inputs):
+                        w.line(line)
         return "\n".join(wrap_long(line) for line in w.lines) + "\n"
 
     # ---- the model class -----------------------------------------------------------------------
@@ -416,3 +417,18 @@ class DefinitionGenerator(ForwardWriter):
                     for attribute in attributes:
                         for line in init_lines(rule):
                             w.line(re.sub(r"\bm\.", f"block.{attribute}.", line))
+
+
+def _typed_locals(lines: list[str], inputs: list[str]) -> list[str]:
+    """Forward lines with each new local declared a tensor where it is first assigned: a
+    submodule's call returns Any in torch's stubs, and `mypy --strict` would not let forward
+    return it as a tensor."""
+    seen = set(inputs)
+    out = []
+    for line in lines:
+        match = re.match(r"(\s*)([A-Za-z_]\w*) = (.*)", line)
+        if match and match[2] not in seen:
+            seen.add(match[2])
+            line = f"{match[1]}{match[2]}: torch.Tensor = {match[3]}"
+        out.append(line)
+    return out

@@ -183,8 +183,9 @@ class ModuleWriter(GeneratorState):
         ctx.init.line("else:")
         with ctx.init.indent():
             expected = ", ".join(repr(n) for n in names)
+            what = f"{choice.text}: " if choice.text.isidentifier() else ""
             ctx.init.line(
-                f'raise ValueError(f"expected one of {expected}, got {{{choice.text}!r}}")'
+                f'raise ValueError(f"{what}expected one of {expected}, got {{{choice.text}!r}}")'
             )
         results = [r for _t, r, _n in calls]
 
