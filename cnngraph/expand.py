@@ -659,8 +659,19 @@ class _Expander:
             out = f"{full}.{name}"
             self._single(out, entry, esrc, sources, env, (*scope, full), (i, count))
             sources = [self._produced(out)]
+        if label.startswith("$"):  # `block: $block`: the block it names, if one
+            copied = {self.graph.scopes[p].label for p in self._copy_scopes(full)}
+            if len(copied) == 1:
+                container.label = f"{copied.pop()} x{count}"
         container.output = out
         return full
+
+    def _copy_scopes(self, full: str) -> list[str]:
+        return [
+            p
+            for p in self.graph.scopes
+            if p.startswith(f"{full}.") and "." not in p[len(full) + 1 :]
+        ]
 
     def _produced(self, path: str) -> str:
         """`path`, remembered as failed if expanding it made nothing (its error is reported)."""

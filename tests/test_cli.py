@@ -132,6 +132,19 @@ def test_summary_depth_and_overrides(capsys: pytest.CaptureFixture[str]) -> None
     assert "resnet18: input [3, 64, 64]" in out
 
 
+def test_a_repeat_of_a_chosen_block_is_labelled_by_the_block(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`block: $block` repeated: the summary names the block the param chose."""
+    code, out, _ = run(capsys, "summary", str(SPECS / "resnet.yaml"), "--depth", "1")
+    assert code == 0
+    assert "bottleneck x3" in out and "$block" not in out
+    code, out, _ = run(
+        capsys, "summary", str(SPECS / "resnet.yaml"), "--depth", "1", "--set", "block=basic"
+    )
+    assert "basic x3" in out
+
+
 def test_summary_json_depth(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "summary", str(SPECS / "resnet18.yaml"), "--json", "--depth", "1")
     assert {r["depth"] for r in json.loads(out)["layers"]} == {1}
