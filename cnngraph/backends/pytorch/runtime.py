@@ -3,11 +3,13 @@ StochasticDepth module), the statements of each init scheme, and names made safe
 
 from __future__ import annotations
 
+import inspect
 import re
 import textwrap
 from pathlib import PurePath
 
 from ... import __version__
+from ...expr import make_divisible
 from ...spec import Init
 
 MAX_LINE = 99
@@ -69,14 +71,8 @@ def init_lines(rule: Init) -> list[str]:
     return [*WEIGHT_INIT[weight], *BIAS_INIT[bias]]
 
 
-MAKE_DIVISIBLE = '''def make_divisible(
-    value: float, divisor: int, min_value: int | None = None
-) -> int:
-    """Round to a multiple of divisor without going down by more than 10%."""
-    floor_value = divisor if min_value is None else min_value
-    new = max(floor_value, int(value + divisor / 2) // divisor * divisor)
-    return new + divisor if new < 0.9 * value else new
-'''
+# the compiler's own function, so the file computes channel counts as the compiler does
+MAKE_DIVISIBLE = inspect.getsource(make_divisible)
 
 STOCHASTIC_DEPTH = '''class StochasticDepth(nn.Module):
     """Drop path: in training, zero a residual branch for a random part of the batch (mode
