@@ -367,6 +367,25 @@ def test_generated_source_is_ruff_clean_and_deterministic(path: Path) -> None:
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout
+    formatted = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "format",
+            "--isolated",
+            "--line-length",
+            "100",
+            "--stdin-filename",
+            "generated.py",
+            "-",
+        ],
+        input=first,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert formatted.stdout == first  # as ruff formats it: a reformat changes nothing
 
 
 def test_channel_counts_are_written_as_the_spec_writes_them() -> None:

@@ -36,7 +36,7 @@ from .values import (
     Tensor,
     free_names,
 )
-from .writer import Names, Writer, default_text, python_name, wrap_long
+from .writer import Names, Writer, default_text, double_quoted, python_name, wrap_long
 
 
 class DefinitionGenerator(ForwardWriter):
@@ -57,7 +57,7 @@ class DefinitionGenerator(ForwardWriter):
         text = header(self.spec.name, spec_file, self.needs).rstrip("\n") + "\n"
         for table in self.module_dicts:  # statements follow the imports after one blank line
             text += "\n" + table.rstrip("\n") + "\n"
-        return "\n\n".join([text, *(p.rstrip("\n") + "\n" for p in parts)])
+        return double_quoted("\n\n".join([text, *(p.rstrip("\n") + "\n" for p in parts)]))
 
     # ---- classes ------------------------------------------------------------------------------
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import builtins
+import io
 import keyword
 import re
+import tokenize
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -121,3 +123,22 @@ def wrap_long(line: str) -> str:
     lines += [wrap_long(f"{indent}    {arg},") for arg in args]
     lines.append(f"{indent}){',' if comma else ''}")
     return "\n".join(lines)
+
+
+def double_quoted(source: str) -> str:
+    """Single-quoted string literals (Python's repr) in double quotes, as the rest of the file
+    and ruff's style write them; a literal holding a quote or a backslash stays as it is."""
+    lines = source.splitlines(keepends=True)
+    edits: list[tuple[int, int, int, str]] = []
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type != tokenize.STRING or token.start[0] != token.end[0]:
+            continue
+        text = token.string
+        prefix = text[: len(text) - len(text.lstrip("rbfuRBFU"))]
+        body = text[len(prefix) :]
+        if body[:1] != "'" or body.startswith("'''") or '"' in body or "\\" in body:
+            continue
+        edits.append((token.start[0] - 1, token.start[1], token.end[1], f'{prefix}"{body[1:-1]}"'))
+    for row, start, end, text in reversed(edits):
+        lines[row] = lines[row][:start] + text + lines[row][end:]
+    return "".join(lines)
