@@ -270,7 +270,7 @@ def test_numbered_blocks_with_a_residual_are_sequentials(width: int, depth: int)
     source, takes_params = parametric(default, "numbered_residual.yaml")
     assert takes_params
     assert "class Res(nn.Sequential):" in source
-    assert "out = super().forward(x)" in source
+    assert "= super().forward(x)\n" in source
     compiled = cnngraph.load(NUMBERED_RESIDUAL, params={"width": width, "depth": depth})
     namespace: dict[str, Any] = {"__name__": "numbered_residual"}
     exec(source, namespace)
