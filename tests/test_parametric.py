@@ -307,3 +307,106 @@ layers:
     cls = namespace["ConditionalJoin"]
     assert list(inspect.signature(cls).parameters) == []
     assert sum(p.numel() for p in cls().parameters()) == model.params
+
+
+def _spec(name: str, params: str, blocks: str, layers: str) -> str:
+    return (
+        f"cnngraph: 1\nname: {name}\ninput: [3, 16, 16]\nparams: {params}\n"
+        f"blocks:\n{blocks}\nlayers:\n{layers}"
+    )
+
+
+HEAD = (
+    "  pool: {op: adaptive_avg_pool2d, output_size: 1}\n"
+    "  flat: flatten\n"
+    "  fc: {op: linear, out_features: 3}\n"
+)
+# Specs that once built wrong networks, each with other params to build it at.
+EDGE_CASES = {
+    # a param named like the writer's own channel counter
+    "channels_param": (
+        _spec(
+            "channels_param",
+            "{channels: 4}",
+            "  {}",
+            "  c1: {op: conv2d, out_channels: $channels, kernel_size: 3, padding: 1}\n"
+            "  more:\n"
+            '    - {op: conv2d, out_channels: "${channels * 2}", kernel_size: 3, padding: 1,'
+            " repeat: 2}\n" + HEAD,
+        ),
+        [{"channels": 3}],
+    ),
+    # a layer norm's shape after a loop of strided convs
+    "layer_norm_after_a_loop": (
+        _spec(
+            "layer_norm_after_a_loop",
+            "{n: 2}",
+            "  {}",
+            "  convs:\n"
+            "    - {op: conv2d, out_channels: 4, kernel_size: 3, stride: 2, padding: 1,"
+            " repeat: $n}\n  norm: layer_norm\n" + HEAD,
+        ),
+        [{"n": 1}, {"n": 3}],
+    ),
+    # blocks of different strides chosen by a param, then a size-dependent linear
+    "chosen_strides": (
+        _spec(
+            "chosen_strides",
+            "{kind: same}",
+            "  same:\n    layers:\n"
+            "      - {op: conv2d, out_channels: 4, kernel_size: 3, padding: 1}\n"
+            "  half:\n    layers:\n"
+            "      - {op: conv2d, out_channels: 4, kernel_size: 3, stride: 2, padding: 1}",
+            "  feats:\n    - {block: $kind, spread: true}\n  flat: flatten\n"
+            "  fc: {op: linear, out_features: 3}\n",
+        ),
+        [{"kind": "half"}],
+    ),
+    # a table of one column, and one of escaped `$$` strings
+    "tables": (
+        _spec(
+            "tables",
+            "{}",
+            "  b:\n    params: {c: int}\n    layers:\n      - {op: conv2d, out_channels: $c,"
+            " kernel_size: 1}\n"
+            "  t:\n    params: {tag: str, c: 4}\n    layers:\n"
+            "      - {op: conv2d, out_channels: $c, kernel_size: 1}\n"
+            "      - {op: batch_norm2d, if: \"${tag == '$x'}\"}",
+            "  f:\n    - {block: b, c: 8}\n    - {block: b, c: 16}\n    - {block: b, c: 32}\n"
+            '  g:\n    - {block: t, tag: "$$x"}\n    - {block: t, tag: "$$x"}\n'
+            "    - {block: t, tag: y, c: 5}\n",
+        ),
+        [],
+    ),
+    # a pool whose stride a param may leave null (the kernel's)
+    "pool_stride_param": (
+        _spec(
+            "pool_stride_param",
+            "{k: 2, s: null}",
+            "  {}",
+            "  p: {op: max_pool2d, kernel_size: $k, stride: $s}\n  flat: flatten\n"
+            "  fc: {op: linear, out_features: 3}\n",
+        ),
+        [{"s": 1}, {"k": 4}],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_CASES))
+def test_edge_cases_build_as_compiled(name: str) -> None:
+    text, others = EDGE_CASES[name]
+    default = cnngraph.load(text)
+    source, takes_params = parametric(default, f"{name}.yaml")
+    for params in [{}, *others]:
+        compiled = cnngraph.load(text, params=params)
+        namespace: dict[str, Any] = {"__name__": name}
+        exec(source, namespace)
+        cls = namespace[camel(name)]
+        module = (cls(**params) if takes_params else cls()).eval()
+        if not takes_params:  # a snapshot is the defaults' network only
+            compiled = default
+        assert sum(p.numel() for p in module.parameters()) == compiled.params
+        assert list(module.state_dict()) == _compiled_state_keys(compiled)
+        with torch.no_grad():
+            out = module(torch.randn(1, *compiled.input_shape))
+        assert tuple(out.shape[1:]) == compiled.output_shape

@@ -67,7 +67,8 @@ class _Pool(Op):
             if all(x is not None and x.constant for x in parts):
                 values = [x.value for x in parts if x is not None]
                 out.append(sym.const(pool_out(*values)))
-            elif n is not None and ceil.constant and not ceil.value:
+            elif n is not None and ceil.constant and not ceil.value and f["stride"].constant:
+                # (a stride from a param may be null: the kernel's, known only when built)
                 out.append(strided_size(n, k, s, p, d))  # the conv's floor rule
             else:
                 out.append(None)  # ceil_mode's rule is not worth writing out as code

@@ -67,12 +67,12 @@ def load_source(source: str, name: str) -> types.ModuleType:
     `torch.save(module)`) holds the source and rebuilds the classes where it is loaded, wherever
     cnngraph is installed; `copy.deepcopy` keeps the classes.
     """
-    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    digest = _digest(source)
     module_name = f"cnngraph_build_{python_name(name)}_{digest}"
     built = sys.modules.get(module_name)
     if built is not None:
         return built
-    filename = f"<cnngraph build {name} {digest}>"
+    filename = _file(source, name)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     built = types.ModuleType(module_name)
     built.__file__ = filename
@@ -86,7 +86,9 @@ def load_source(source: str, name: str) -> types.ModuleType:
 
 
 def _by_value(source: str, name: str) -> Any:
-    def reduce(self: Any, protocol: int) -> tuple[Any, ...]:
+    def reduce(self: Any, protocol: int) -> Any:
+        if getattr(sys.modules.get(type(self).__module__), "__file__", None) != _file(source, name):
+            return object.__reduce_ex__(self, protocol)  # a user's subclass: by reference
         return (_rebuilt, (source, name, type(self).__qualname__), self.__getstate__())
 
     return reduce
@@ -102,3 +104,12 @@ def _as_tuple(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_as_tuple(v) for v in value)
     return value
+
+
+def _digest(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()[:12]
+
+
+def _file(source: str, name: str) -> str:
+    """The name the source is registered under in linecache (and the module's __file__)."""
+    return f"<cnngraph build {name} {_digest(source)}>"

@@ -210,10 +210,9 @@ class ChainWriter(ModuleWriter):
             ctx.init.line(
                 f'raise ValueError(f"{what}expected one of {expected}, got {{{choice.text}!r}}")'
             )
-        # a size is known after the choice only where every choice knows it
         shape = tuple(
-            None if any(r.shape[i] is None for r in results) else d
-            for i, d in enumerate(results[0].shape)
+            _chosen(current.shape[i], [r.shape[i] for r in results], ctx)
+            for i in range(len(results[0].shape))
         )
         first = results[0]
         merged = Tensor(first.var, shape, first.keeps, first.stride, first.overwritable)
@@ -300,6 +299,8 @@ class ChainWriter(ModuleWriter):
             if p is None or len(rests) > 1 or "repeat" not in names:
                 return None
             columns.append(Column(name, p, rests.pop() if rests else values[0][0][1]))
+        if len(columns) < 2:
+            return None  # one value per call reads better as the calls themselves
         rows = []
         for e in run:
             row = []
@@ -417,7 +418,10 @@ class Column:
 
 
 def _literal_scalar(value: Any) -> bool:
-    return isinstance(value, (bool, int, float, str)) and not pyexpr.names_in(value)
+    """A value a table may hold as written: no expression, no `$$` escape to undo."""
+    if isinstance(value, str):
+        return "$" not in value
+    return isinstance(value, (bool, int, float))
 
 
 def _range_count(text: str) -> str | None:
@@ -428,3 +432,14 @@ def _range_count(text: str) -> str | None:
     if node.func.id == "range" and len(node.args) == 1 and not node.keywords:
         return ast.unparse(node.args[0])
     return None
+
+
+def _chosen(before: Expr | None, dims: list[Expr | None], ctx: Ctx) -> Expr | None:
+    """A dimension after a choice of blocks: known where every choice gives the same, or where
+    each choice has set the variable that held it before."""
+    known = [d for d in dims if d is not None]
+    if len(known) < len(dims):
+        return None
+    if all(d.text == known[0].text for d in known):
+        return known[0]
+    return before if before is not None and before.text in ctx.counters else None

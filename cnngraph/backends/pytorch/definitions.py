@@ -398,25 +398,25 @@ class DefinitionGenerator(ForwardWriter):
     def _own_init_loop(
         self, w: Writer, rule: tuple[str, str], places: list[tuple[str, str]]
     ) -> None:
-        """Layers' own rule: the model's own layers by attribute, then every block holding
-        such layers, in module order."""
+        """Layers' own rule, in module order (the compiled model's): the model's own layers by
+        identity, the layers of blocks by the block's class."""
         root = camel(self.spec.name)
         by_class: dict[str, list[str]] = {}
         for cls, attribute in places:
             by_class.setdefault(cls, []).append(attribute)
-        for attribute in by_class.pop(root, []):
-            for line in init_lines(rule):
-                w.line(re.sub(r"\bm\.", f"self.{attribute}.", line))
-        if not by_class:
-            return
-        w.line("for block in self.modules():")
+        branches = [(f"m is self.{a}", [f"self.{a}"]) for a in by_class.pop(root, [])]
+        branches += [
+            (f"isinstance(m, {cls})", [f"m.{a}" for a in attributes])
+            for cls, attributes in by_class.items()
+        ]
+        w.line("for m in self.modules():")
         with w.indent():
-            for index, (cls, attributes) in enumerate(by_class.items()):
-                w.line(f"{'if' if index == 0 else 'elif'} isinstance(block, {cls}):")
+            for index, (condition, layers) in enumerate(branches):
+                w.line(f"{'if' if index == 0 else 'elif'} {condition}:")
                 with w.indent():
-                    for attribute in attributes:
+                    for layer in layers:
                         for line in init_lines(rule):
-                            w.line(re.sub(r"\bm\.", f"block.{attribute}.", line))
+                            w.line(re.sub(r"\bm\.", f"{layer}.", line))
 
 
 def _typed_locals(lines: list[str], inputs: list[str]) -> list[str]:

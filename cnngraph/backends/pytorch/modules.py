@@ -19,7 +19,6 @@ from .spec_layers import (
     ENTRY_KEYS,
     SEQUENCE,
     Param,
-    is_name,
 )
 from .values import (
     UNKNOWN_DIM,
@@ -280,15 +279,14 @@ class ModuleWriter(GeneratorState):
         wanted = ["channels"] + (["height", "width"] if self.track_size and len(dims) == 3 else [])
         for i, base in enumerate(wanted):
             dim = dims[i]
-            if dim is not None and (dim.text in ctx.size_vars or (i == 0 and _is_channels(dim))):
+            if dim is not None and dim.text in ctx.counters:
                 continue
             if dim is None and i > 0:
                 continue  # an unknown size stays unknown
             name = ctx.names.fresh(base)
             ctx.init.line(f"{name} = {dim.text if dim is not None else 0}")
             dims[i] = sym.code(name)
-            if i > 0:
-                ctx.size_vars.add(name)
+            ctx.counters.add(name)
         return Tensor(current.var, tuple(dims), current.keeps, current.stride, current.overwritable)
 
     def _assign_channels(self, before: Tensor, after: Tensor, ctx: Ctx) -> None:
@@ -299,7 +297,7 @@ class ModuleWriter(GeneratorState):
         if new.text != old.text:
             ctx.init.line(f"{old.text} = {new.text}")
         for old_dim, new_dim in zip(before.shape[1:], after.shape[1:], strict=False):
-            if old_dim is None or new_dim is None or old_dim.text not in ctx.size_vars:
+            if old_dim is None or new_dim is None or old_dim.text not in ctx.counters:
                 continue
             if new_dim.text != old_dim.text:
                 ctx.init.line(f"{old_dim.text} = {new_dim.text}")
@@ -307,7 +305,7 @@ class ModuleWriter(GeneratorState):
     def _after_loop(self, before: Tensor, after: Tensor, ctx: Ctx) -> Tensor:
         spatial = tuple(
             a
-            if a is not None and b is not None and (a.text == b.text or a.text in ctx.size_vars)
+            if a is not None and b is not None and (a.text == b.text or a.text in ctx.counters)
             else None
             for a, b in zip(before.shape[1:], after.shape[1:], strict=False)
         )
@@ -366,7 +364,3 @@ class ModuleWriter(GeneratorState):
 
     def _chain(self, layers: Any, target: str, start: Tensor, ctx: Ctx) -> Tensor:
         raise NotImplementedError
-
-
-def _is_channels(dim: Expr) -> bool:
-    return dim.text.startswith("channels") and is_name(dim.text)

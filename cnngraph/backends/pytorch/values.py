@@ -66,7 +66,8 @@ class Ctx:
     attributes: dict[str, str] = field(default_factory=dict)  # attribute -> annotation
     annotated: dict[str, str] = field(default_factory=dict)  # __init__ local -> annotation
     class_name: str = ""
-    size_vars: set[str] = field(default_factory=set)  # the height and width variables
+    # the variables the writer made for channel counts, heights and widths (never a param's)
+    counters: set[str] = field(default_factory=set)
 
     def declare(self, wanted: str, annotation: str, value: str | None = None) -> str:
         """A fresh __init__ local declared with `annotation` (and assigned `value`, if given),
@@ -117,9 +118,13 @@ UNKNOWN_DIM = Code(sym.code("0"))
 def render(made: Any) -> str:
     parts = []
     for arg in made.args:
-        if arg.value is UNKNOWN_DIM:
-            raise Unsupported("a size that depends on the input's height and width in a block")
-        if isinstance(arg.value, Code):
+        items = arg.value if isinstance(arg.value, (tuple, list)) else (arg.value,)
+        if any(v is UNKNOWN_DIM for v in items):
+            raise Unsupported("a size that depends on the height and width of the input")
+        if isinstance(arg.value, (tuple, list)) and any(isinstance(v, Code) for v in items):
+            texts = [v.expr.text if isinstance(v, Code) else repr(v) for v in items]
+            text = f"({', '.join(texts)}{',' if len(texts) == 1 else ''})"
+        elif isinstance(arg.value, Code):
             text = arg.value.expr.text
         elif hasattr(arg.value, "func"):
             text = render(arg.value)
