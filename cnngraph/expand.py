@@ -32,6 +32,7 @@ from .expr import (
 )
 from .ir import INPUT, Graph, Node, Scope, ScopeKind
 from .ops import MAX_DIM, OPS
+from .reserved import clash
 from .source import Document, KeyPath
 from .spec import (
     INIT_KINDS,
@@ -58,6 +59,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "any": (object,),
 }
 RESERVED = frozenset({INPUT, "in_channels"})
+_CONSTANTS = frozenset({"true", "false", "null"})  # YAML's words, values in expressions
 _FOR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s+in\s+(\$.*?)\s*$", re.DOTALL)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A generated copy name may also hold '-' (RegNet's `block1-0`); never a '.' (a path separator).
@@ -573,7 +575,16 @@ class _Expander:
 
     def _valid_name(self, name: str, esrc: KeyPath) -> bool:
         if _IDENTIFIER.match(name) and not keyword.iskeyword(name):
-            return True
+            why = clash(name)
+            if why is None:
+                return True
+            self.diags.error(
+                "CG202",
+                f"layer name '{name}' is {why}",
+                self.doc.where(esrc, at_key=True),
+                f"a layer becomes a module attribute; rename it (e.g. '{name.strip('_')}_layer')",
+            )
+            return False
         self.diags.error(
             "CG202",
             f"layer name '{name}' is not a valid identifier",
@@ -1064,12 +1075,14 @@ class _Expander:
         out = []
         for name, value in raw.items():
             psrc = (*src, name)
-            if not _IDENTIFIER.match(name) or name in RESERVED:
+            dunder = name.startswith("__") and name.endswith("__")
+            if not _IDENTIFIER.match(name) or name in RESERVED or name in _CONSTANTS or dunder:
                 self.diags.error(
                     "CG307",
                     f"'{name}' cannot be a param name",
                     self.doc.where(psrc, at_key=True),
-                    "in_channels and input are reserved; use an identifier",
+                    "in_channels and input are reserved, true, false and null are values "
+                    "in expressions, and __dunder__ names are Python's; use another identifier",
                 )
                 continue
             if isinstance(value, str) and value in TYPES:

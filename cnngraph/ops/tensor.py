@@ -170,8 +170,9 @@ class Upsample(Op):
         if self.align_corners is not None and self.mode not in ("bilinear", "bicubic"):
             raise ValueError("align_corners applies only to bilinear and bicubic modes")
         factors = self._factors()
-        if factors is not None and (len(factors) != 2 or min(factors) <= 0):
-            raise ValueError("scale_factor must be positive: one number or a pair")
+        finite = factors is not None and all(math.isfinite(f) for f in factors)
+        if factors is not None and (len(factors) != 2 or not finite or min(factors) <= 0):
+            raise ValueError("scale_factor must be positive and finite: one number or a pair")
         return self
 
     def _factors(self) -> tuple[float, ...] | None:

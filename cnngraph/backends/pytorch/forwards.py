@@ -24,7 +24,7 @@ from .values import (
     Ctx,
     Tensor,
 )
-from .writer import Writer, literal_text, python_name
+from .writer import Writer, literal_text
 
 
 class ForwardWriter(ChainWriter):
@@ -120,9 +120,9 @@ class ForwardWriter(ChainWriter):
             if cond is not None:
                 raise Unsupported("a conditional join")
             return self._join(op, srcs, ctx, var, entry)
-        attr = python_name(key)
-        if attr != key:
+        if not key.isidentifier():
             raise Unsupported(f"layer name '{key}'")
+        attr = key  # an attribute: the spec's name as it is (state_dict keys are the spec's)
         init = ctx.init
         if cond is not None and not cond.constant:
             inner = Writer()
@@ -202,7 +202,7 @@ class ForwardWriter(ChainWriter):
         if spec.projection is not None:
             if shortcut.keeps is None or out.shape[0] is None:
                 raise Unsupported("a projection whose need is not known from the ops")
-            name = python_name(spec.projection)
+            name = spec.projection  # an attribute, as the spec names it
             need = sym.any_of(
                 [
                     sym.not_(out.keeps or sym.const(False)),

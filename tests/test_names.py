@@ -1,0 +1,125 @@
+"""Names from a spec become Python names and module attributes. Whatever name `validate`
+accepts, `build` turns into a module that imports, constructs and runs; a name that would break
+the module (a method of nn.Module, an attribute the generated code sets) is refused with a code
+and a location."""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import cnngraph
+from cnngraph.reserved import GENERATED_ATTRIBUTES, TORCH_ATTRIBUTES
+
+TORCH_NAMES = {n for n in set(dir(nn.Sequential())) | set(dir(nn.Module())) if n.isidentifier()}
+
+
+def test_the_reserved_names_cover_torchs_module_attributes() -> None:
+    """The list is data (validating needs no torch); torch's own dir() is the reference."""
+    assert TORCH_NAMES <= TORCH_ATTRIBUTES
+
+
+def _spec(layer: str, param: str, block_param: str) -> str:
+    return f"""
+cnngraph: 1
+name: names
+input: [3, 8, 8]
+params: {{{param}: 4}}
+blocks:
+  unit:
+    params: {{{block_param}: 2}}
+    layers:
+      {layer}: {{op: conv2d, out_channels: "${{{block_param} * in_channels}}", kernel_size: 1}}
+      act: relu
+layers:
+  {layer}: {{op: conv2d, out_channels: ${param}, kernel_size: 1}}
+  body: {{block: unit}}
+"""
+
+
+@pytest.mark.parametrize(
+    "name", ["forward", "training", "eval", "__class__", "append", "out_channels", "_modules"]
+)
+def test_a_layer_named_like_a_module_attribute_is_refused(name: str) -> None:
+    with pytest.raises(cnngraph.SpecError) as info:
+        cnngraph.load(_spec(name, "width", "expand"))
+    first = info.value.diagnostics[0]
+    assert first.code == "CG202"
+    assert name in first.message and "rename" in (first.hint or "")
+    assert first.location is not None and first.location.line > 0
+
+
+@pytest.mark.parametrize("name", ["true", "false", "null"])
+def test_yaml_words_are_not_param_names(name: str) -> None:
+    with pytest.raises(cnngraph.SpecError) as info:
+        cnngraph.load(_spec("conv", name, "expand"))
+    assert info.value.diagnostics[0].code == "CG307"
+
+
+TRICKY = sorted(
+    {
+        *keyword.kwlist,
+        *keyword.softkwlist,
+        *(n for n in dir(builtins) if n.isidentifier()),
+        *TORCH_NAMES,
+        *GENERATED_ATTRIBUTES,
+        "self",
+        "nn",
+        "torch",
+        "math",
+        "x",
+        "out",
+        "channels",
+        "height",
+        "width",
+        "layer",
+        "settings",
+        "in_size",
+        "make_divisible",
+        "MODULES",
+        "ACTIVATIONS",
+        "StochasticDepth",
+        "Any",
+        "Sequence",
+        "Callable",
+        "identity",
+        "i",
+        "m",
+        "block",
+    }
+)
+names = st.one_of(
+    st.sampled_from(TRICKY), st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
+)
+
+
+def _runs(text: str) -> None:
+    try:
+        model = cnngraph.load(text)
+    except cnngraph.SpecError as exc:
+        assert all(d.code.startswith("CG") for d in exc.diagnostics)
+        return
+    module = model.to_module().eval()
+    with torch.no_grad():
+        out = module(torch.randn(1, *model.input_shape))
+    assert tuple(out.shape[1:]) == model.output_shape
+    assert sum(p.numel() for p in module.parameters()) == model.params
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(layer=names, param=names, block_param=names)
+def test_whatever_validates_builds_and_runs(layer: str, param: str, block_param: str) -> None:
+    _runs(_spec(layer, param, block_param))
+
+
+@pytest.mark.parametrize("name", TRICKY)
+def test_every_tricky_name_validates_and_runs_or_is_refused(name: str) -> None:
+    spec: dict[str, Any] = {"layer": name, "param": name, "block_param": name}
+    _runs(_spec(**spec))
