@@ -267,12 +267,23 @@ class _Expander:
             self.graph.outputs = {"output": last}
             return
         if isinstance(raw, str):
-            items: list[tuple[str, str, KeyPath]] = [(raw, raw, ("outputs",))]
+            # a dotted path's label is a field name of the generated outputs tuple
+            items: list[tuple[str, str, KeyPath]] = [(raw.replace(".", "_"), raw, ("outputs",))]
         elif isinstance(raw, list):
-            items = [(ref, ref, ("outputs", i)) for i, ref in enumerate(raw)]
+            items = [(ref.replace(".", "_"), ref, ("outputs", i)) for i, ref in enumerate(raw)]
         else:
             items = [(label, ref, ("outputs", label)) for label, ref in raw.items()]
         for label, ref, src in items:
+            field = _IDENTIFIER.match(label) and not keyword.iskeyword(label)
+            if not field or label[:1] == "_" or label in ("count", "index", "torch"):
+                self.diags.error(
+                    "CG202",
+                    f"output label '{label}' is not a field name",
+                    self.doc.where(src, at_key=isinstance(raw, dict)),
+                    "labels name the fields of the model's outputs (a named tuple): an "
+                    "identifier, not a keyword, not starting with _, not count, index or torch",
+                )
+                continue
             if ref in names:
                 self.graph.outputs[label] = names[ref]
             elif "." in ref:

@@ -123,3 +123,49 @@ def test_whatever_validates_builds_and_runs(layer: str, param: str, block_param:
 def test_every_tricky_name_validates_and_runs_or_is_refused(name: str) -> None:
     spec: dict[str, Any] = {"layer": name, "param": name, "block_param": name}
     _runs(_spec(**spec))
+
+
+@pytest.mark.parametrize("label", ["_aux", "a b", "class", "2nd", "count"])
+def test_output_labels_are_field_names(label: str) -> None:
+    text = (
+        "cnngraph: 1\nname: outs\ninput: [3, 8, 8]\nlayers:\n"
+        "  a: {op: conv2d, out_channels: 4, kernel_size: 1}\n"
+        "  b: {op: conv2d, out_channels: 2, kernel_size: 1}\n"
+        f"outputs: {{'{label}': a, y: b}}\n"
+    )
+    with pytest.raises(cnngraph.SpecError) as info:
+        cnngraph.load(text)
+    first = info.value.diagnostics[0]
+    assert first.code == "CG202" and first.location is not None
+
+
+def test_outputs_named_like_tuple_methods_build() -> None:
+    text = (
+        "cnngraph: 1\nname: outs\ninput: [3, 8, 8]\nlayers:\n"
+        "  a: {op: conv2d, out_channels: 4, kernel_size: 1}\n"
+        "  b: {op: conv2d, out_channels: 2, kernel_size: 1}\n"
+        "outputs: {max: a, self: b}\n"
+    )
+    model = cnngraph.load(text)
+    with torch.no_grad():
+        out = model.to_module().eval()(torch.randn(1, 3, 8, 8))
+    assert tuple(out[0].shape[1:]) == (4, 8, 8) and tuple(out[1].shape[1:]) == (2, 8, 8)
+
+
+def test_a_snapshot_returns_each_output_of_its_own_layer() -> None:
+    """The fallback writer once reused one variable for a layer that is both an output and
+    the next layer's input."""
+    from cnngraph.backends.pytorch import load_source
+    from cnngraph.backends.pytorch.snapshot import generate
+
+    text = (
+        "cnngraph: 1\nname: outs\ninput: [3, 8, 8]\nlayers:\n"
+        "  a: {op: conv2d, out_channels: 4, kernel_size: 1}\n"
+        "  b: {op: conv2d, out_channels: 2, kernel_size: 1}\n"
+        "outputs: {x: a, y: b}\n"
+    )
+    model = cnngraph.load(text)
+    module = load_source(generate(model, "outs.yaml", "a test"), "outs_snapshot").Outs()
+    with torch.no_grad():
+        x, y = module(torch.randn(1, 3, 8, 8))
+    assert (tuple(x.shape[1:]), tuple(y.shape[1:])) == ((4, 8, 8), (2, 8, 8))

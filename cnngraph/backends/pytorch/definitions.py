@@ -337,7 +337,8 @@ class DefinitionGenerator(ForwardWriter):
         self, items: Mapping[str, str], optional: set[str], outputs: Mapping[str, str], ctx: Ctx
     ) -> str:
         for label in items:
-            if not label.isidentifier() or python_name(label) != label:
+            # a field name: any identifier the validator allows, but the annotation's module
+            if not label.isidentifier() or label.startswith("_") or label == "torch":
                 raise Unsupported(f"output label '{label}'")
         self.needs.add("NamedTuple")
         name = camel(self.spec.name) + "Outputs"

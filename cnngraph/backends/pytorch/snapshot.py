@@ -661,6 +661,7 @@ class _Context:
             following = items[position + 1] if position + 1 < len(items) else None
             once = (
                 uses.get(output, 0) == 1
+                and output not in results  # an output is read again at the return
                 and following is not None
                 and (
                     following.inputs[:1] == (output,)  # the main path of the next layer
