@@ -33,7 +33,7 @@ from .expr import (
 from .ir import INPUT, Graph, Node, Scope, ScopeKind
 from .ops import MAX_DIM, OPS
 from .reserved import clash
-from .source import Document, KeyPath
+from .source import MAX_INT_BITS, Document, KeyPath
 from .spec import (
     INIT_KINDS,
     INIT_SCHEMES,
@@ -59,6 +59,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "any": (object,),
 }
 RESERVED = frozenset({INPUT, "in_channels"})
+MAX_BLOCK_DEPTH = 20  # blocks calling blocks; each level recurses in the expander
 _CONSTANTS = frozenset({"true", "false", "null"})  # YAML's words, values in expressions
 _FOR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s+in\s+(\$.*?)\s*$", re.DOTALL)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -225,6 +226,14 @@ class _Expander:
             if p.name in overrides:
                 value = overrides[p.name]
                 src = ("params", p.name)
+                if _too_large(value):
+                    self.diags.error(
+                        "CG307",
+                        f"model param '{p.name}' is given a number over {MAX_INT_BITS} bits",
+                        self.doc.where(("params",), at_key=True),
+                        "sizes and counts are far smaller",
+                    )
+                    value = INVALID
             elif p.required:
                 self.diags.error(
                     "CG308",
@@ -879,6 +888,14 @@ class _Expander:
                 self.doc.where(esrc),
             )
             return None
+        if len(self.stack) >= MAX_BLOCK_DEPTH:
+            self.diags.error(
+                "CG309",
+                f"blocks nested more than {MAX_BLOCK_DEPTH} deep (via '{self.stack[0]}')",
+                self.doc.where(esrc),
+                "a network this deep is written with `repeat:` or `for:`, not nested calls",
+            )
+            return None
         self.used_blocks.add(name)
         return name, bdef
 
@@ -1255,3 +1272,11 @@ def _type_of(default: Any) -> str:
         if isinstance(default, TYPES[name][-1]):
             return name
     return "any"
+
+
+def _too_large(value: Any) -> bool:
+    """An integer too large to mean anything here (and to print: Python's limit is 4,300
+    digits), alone or in a table."""
+    if isinstance(value, (list, tuple)):
+        return any(_too_large(v) for v in value)
+    return type(value) is int and value.bit_length() > MAX_INT_BITS

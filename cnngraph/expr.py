@@ -16,6 +16,8 @@ from typing import Any
 
 from .errors import did_you_mean
 
+# (a sum of n terms is n deep; evaluating recurses once per level)
+MAX_EXPRESSION_DEPTH = 100
 MAX_EXPRESSION_CHARS = 1000
 MAX_INT = 2**63  # far beyond any real layer size, small enough to keep arithmetic cheap
 MAX_LIST = 10_000
@@ -186,9 +188,25 @@ def compile_expression(text: str) -> ast.expr:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExprError("CG301", f"cannot parse expression '{text}': {exc.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ExprError("CG301", "expression is nested too deeply to parse") from None
+    if _depth(tree) > MAX_EXPRESSION_DEPTH:
+        raise ExprError(
+            "CG301", f"expression is nested more than {MAX_EXPRESSION_DEPTH} levels deep"
+        )
     for node in ast.walk(tree):
         _check_allowed(node)
     return tree.body
+
+
+def _depth(tree: ast.AST) -> int:
+    """The nesting depth of a syntax tree, without recursion."""
+    deepest, todo = 0, [(tree, 1)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _check_allowed(node: ast.AST) -> None:

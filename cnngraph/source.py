@@ -22,6 +22,7 @@ MAX_FILE_BYTES = 2_000_000
 MAX_VALUES = 200_000
 
 _TAG = "tag:yaml.org,2002:"
+MAX_INT_BITS = 256  # larger integers cannot mean a size or a count, and print slowly
 _SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null")}
 
 
@@ -232,11 +233,19 @@ class _Builder:
             if node.tag not in _SCALAR_TAGS:
                 raise self._bad_tag(node, path)
             try:
-                return _scalars.construct_object(node)
+                value = _scalars.construct_object(node)
             except (yaml.YAMLError, ValueError, OverflowError) as exc:
                 raise _fail(
-                    "CG101", f"cannot read value {node.value!r}: {exc}", self.loc(node, path)
+                    "CG101", f"cannot read value {node.value[:40]!r}: {exc}", self.loc(node, path)
                 ) from None
+            if type(value) is int and value.bit_length() > MAX_INT_BITS:
+                raise _fail(
+                    "CG101",
+                    f"the number {node.value[:20]}... is too large ({len(node.value)} characters)",
+                    self.loc(node, path),
+                    f"numbers fit in {MAX_INT_BITS} bits; sizes and counts are far smaller",
+                )
+            return value
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _TAG + "seq":
                 raise self._bad_tag(node, path)

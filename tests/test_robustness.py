@@ -6,6 +6,7 @@ import copy
 import os
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -86,3 +87,47 @@ def test_random_text_fails_cleanly(text: str) -> None:
 @given(value=values)
 def test_random_top_level_values(value: Any) -> None:
     _compile({"cnngraph": 1, "name": "t", "input": [3, 8, 8], "layers": value})
+
+
+LIMITS = {
+    "a 4,000-digit hex integer": (
+        "layers:\n  c: {op: conv2d, out_channels: 0x" + "f" * 4000 + ", kernel_size: 1}\n",
+        "CG101",
+    ),
+    "a 499-term sum": (
+        'layers:\n  c: {op: conv2d, out_channels: "${' + "+".join(["1"] * 499) + '}", '
+        "kernel_size: 1}\n",
+        "CG301",
+    ),
+    "900 unary minuses": (
+        'layers:\n  c: {op: conv2d, out_channels: "${' + "-" * 900 + '4}", kernel_size: 1}\n',
+        "CG301",
+    ),
+    "500 nested block calls": (
+        "blocks:\n"
+        + "".join(f"  b{i}:\n    layers:\n      - {{block: b{i + 1}}}\n" for i in range(500))
+        + "  b500:\n    layers:\n      - {op: relu}\nlayers:\n  x: {block: b0}\n",
+        "CG309",
+    ),
+    "an infinite upsampling factor": (
+        "layers:\n  u: {op: upsample, scale_factor: .inf}\n",
+        "CG202",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LIMITS))
+def test_limits_end_in_a_located_diagnostic(case: str) -> None:
+    body, code = LIMITS[case]
+    with pytest.raises(cnngraph.SpecError) as info:
+        cnngraph.load("cnngraph: 1\nname: t\ninput: [3, 8, 8]\n" + body)
+    found = [d for d in info.value.diagnostics if d.code == code]
+    assert found and found[0].location is not None and found[0].location.line > 0
+
+
+def test_a_huge_param_value_is_a_diagnostic() -> None:
+    spec = "cnngraph: 1\nname: t\ninput: [3, 8, 8]\nparams: {w: 4}\n"
+    spec += "layers:\n  c: {op: conv2d, out_channels: $w, kernel_size: 1}\n"
+    with pytest.raises(cnngraph.SpecError) as info:
+        cnngraph.load(spec, params={"w": 10**5000})
+    assert info.value.diagnostics[0].code == "CG307"
