@@ -234,10 +234,20 @@ def format_github(diagnostic: Diagnostic) -> str:
     """A GitHub Actions workflow command, so the mistake is annotated on the pull request."""
     d = diagnostic
     kind = "error" if d.is_error else "warning"
-    props = [f"file={d.location.file}"]
+    props = [f"file={_property(d.location.file)}"]
     if d.location.line is not None:
         props += [f"line={d.location.line}", f"col={d.location.col}"]
     props.append(f"title={d.code}")
     message = d.message + (f" (hint: {d.hint})" if d.hint else "")
-    message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return f"::{kind} {','.join(props)}::{message}"
+    return f"::{kind} {','.join(props)}::{_data(message)}"
+
+
+def _data(text: str) -> str:
+    """A workflow command's message, escaped as GitHub's rules say."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    """A workflow command's property value: `,` and `:` too, or a file name `a,line=9::x`
+    would add properties of its own."""
+    return _data(text).replace(":", "%3A").replace(",", "%2C")

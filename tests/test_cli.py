@@ -56,6 +56,21 @@ def test_validate_github_format(capsys: pytest.CaptureFixture[str], bad_spec: Pa
     assert f"::error file={bad_spec},line=5,col=36,title=CG201::" in out
 
 
+def test_github_properties_cannot_be_injected_by_a_file_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`,` and `:` in a property value are escaped (GitHub's workflow-command rules), so a file
+    named `a,line=9::x.yaml` annotates itself, not line 9 of another file."""
+    path = tmp_path / "a,line=9::x%.yaml"
+    path.write_text(BAD)
+    code, out, _ = run(capsys, "validate", "--format", "github", str(path))
+    assert code == 1
+    line = next(line for line in out.splitlines() if line.startswith("::error "))
+    props = line.split("::")[1]
+    assert "a%2Cline=9%3A%3Ax%25.yaml" in props
+    assert props.count(",") == 3  # file, line, col, title
+
+
 def test_validate_json_format(capsys: pytest.CaptureFixture[str], bad_spec: Path) -> None:
     code, out, _ = run(
         capsys, "validate", "--format", "json", str(bad_spec), str(SPECS / "resnet18.yaml")
