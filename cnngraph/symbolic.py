@@ -149,8 +149,17 @@ def _as_tuple(value: Any) -> Any:
     return value
 
 
-def _binary(op: Callable[[Any, Any], Any], symbol: str) -> Callable[[Expr, Expr], Expr]:
+def _binary(
+    op: Callable[[Any, Any], Any], symbol: str, identity: Any = None
+) -> Callable[[Expr, Expr], Expr]:
+    """`a symbol b` as code, constants folded; with an `identity` (0 for +, 1 for *) an operand
+    equal to it leaves the other."""
+
     def apply(a: Expr, b: Expr) -> Expr:
+        if identity is not None and a.constant and a.value == identity:
+            return b
+        if identity is not None and b.constant and b.value == identity:
+            return a
         if a.constant and b.constant:
             return const(op(a.value, b.value))
         return code(f"({a.text}) {symbol} ({b.text})", simplify=True)
@@ -158,26 +167,13 @@ def _binary(op: Callable[[Any, Any], Any], symbol: str) -> Callable[[Expr, Expr]
     return apply
 
 
-def add(a: Expr, b: Expr) -> Expr:
-    if a.constant and a.value == 0:
-        return b
-    if b.constant and b.value == 0:
-        return a
-    return _binary(operator.add, "+")(a, b)
-
-
+add = _binary(operator.add, "+", 0)
 sub = _binary(operator.sub, "-")
 floordiv = _binary(operator.floordiv, "//")
 eq = _binary(operator.eq, "==")
 ne = _binary(operator.ne, "!=")
 
-
-def mul(a: Expr, b: Expr) -> Expr:
-    if a.constant and a.value == 1:
-        return b
-    if b.constant and b.value == 1:
-        return a
-    return _binary(operator.mul, "*")(a, b)
+mul = _binary(operator.mul, "*", 1)
 
 
 def all_of(items: Iterable[Expr]) -> Expr:

@@ -346,45 +346,15 @@ def test_golden_source(name: str, request: pytest.FixtureRequest) -> None:
 def test_generated_source_is_ruff_clean_and_deterministic(path: Path) -> None:
     first = cnngraph.load(path).torch_source()
     assert cnngraph.load(path).torch_source() == first
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ruff",
-            "check",
-            "--isolated",
-            "--select",
-            "E,F,W,I,B",
-            "--line-length",
-            "100",
-            "--stdin-filename",
-            "generated.py",
-            "-",
-        ],
-        input=first,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+
+    def ruff(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "ruff", *args, "--isolated", "--line-length", "100"]
+        command += ["--stdin-filename", "generated.py", "-"]
+        return subprocess.run(command, input=first, capture_output=True, text=True, cwd=ROOT)
+
+    result = ruff("check", "--select", "E,F,W,I,B")
     assert result.returncode == 0, result.stdout
-    formatted = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ruff",
-            "format",
-            "--isolated",
-            "--line-length",
-            "100",
-            "--stdin-filename",
-            "generated.py",
-            "-",
-        ],
-        input=first,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    formatted = ruff("format")
     assert formatted.stdout == first  # as ruff formats it: a reformat changes nothing
 
 

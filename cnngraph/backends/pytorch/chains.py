@@ -203,13 +203,7 @@ class ChainWriter(ModuleWriter):
                 after = self._spread_one(name, entry, target, current, ctx, index)
                 self._assign_channels(current, after, ctx)
                 results.append(after)
-        ctx.init.line("else:")
-        with ctx.init.indent():
-            expected = ", ".join(repr(n) for n in names)
-            what = f"{choice.text}: " if choice.text.isidentifier() else ""
-            ctx.init.line(
-                f'raise ValueError(f"{what}expected one of {expected}, got {{{choice.text}!r}}")'
-            )
+        self._no_such_choice(choice, names, ctx)
         shape = tuple(
             _chosen(current.shape[i], [r.shape[i] for r in results], ctx)
             for i in range(len(results[0].shape))

@@ -282,13 +282,7 @@ class DefinitionGenerator(ForwardWriter):
         for key, entry in pairs(self.spec.layers):
             if key is None:
                 raise Unsupported("a numbered top-level layer")
-            if "from" in entry:
-                refs = entry["from"] if isinstance(entry["from"], list) else [entry["from"]]
-                if any(r not in names for r in refs):
-                    raise Unsupported(f"`from: {entry['from']}`")
-                srcs = [names[r] for r in refs]
-            else:
-                srcs = [prev]
+            srcs = self._sources(entry, names, prev)
             var = ctx.fwd_names.fresh(key) if key in referenced else "x"
             cond = self._condition(entry, ctx)
             result = self._graph_entry(key, entry, srcs[0], names, ctx, srcs, var)

@@ -81,6 +81,16 @@ class ForwardWriter(ChainWriter):
         ctx.fwd.line(f"return {out.var}")
         return out
 
+    @staticmethod
+    def _sources(entry: dict[str, Any], names: dict[str, Tensor], prev: Tensor) -> list[Tensor]:
+        """A layer's inputs: those `from:` names, else the layer before it."""
+        if "from" not in entry:
+            return [prev]
+        refs = entry["from"] if isinstance(entry["from"], list) else [entry["from"]]
+        if any(r not in names for r in refs):
+            raise Unsupported(f"`from: {entry['from']}`")
+        return [names[r] for r in refs]
+
     def _graph(self, layers: Any, start: Tensor, names: dict[str, Tensor], ctx: Ctx) -> Tensor:
         """Named layers with their own attributes and forward lines (a DAG by `from:`)."""
         referenced = referenced_names(layers)
@@ -88,13 +98,7 @@ class ForwardWriter(ChainWriter):
         for key, entry in pairs(layers):
             if key is None:
                 raise Unsupported("a numbered layer in a block with a forward of its own")
-            if "from" in entry:
-                refs = entry["from"] if isinstance(entry["from"], list) else [entry["from"]]
-                if any(r not in names for r in refs):
-                    raise Unsupported(f"`from: {entry['from']}`")
-                srcs = [names[r] for r in refs]
-            else:
-                srcs = [prev]
+            srcs = self._sources(entry, names, prev)
             var = ctx.fwd_names.fresh(key) if key in referenced else "out"
             prev = self._graph_entry(key, entry, srcs[0], names, ctx, srcs, var)
             names[key] = prev

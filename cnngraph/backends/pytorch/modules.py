@@ -179,13 +179,7 @@ class ModuleWriter(GeneratorState):
             ctx.init.line(f"{'if' if n == 0 else 'elif'} {choice.text} == {name!r}:")
             with ctx.init.indent():
                 ctx.init.line(f"{local} = {text}")
-        ctx.init.line("else:")
-        with ctx.init.indent():
-            expected = ", ".join(repr(n) for n in names)
-            what = f"{choice.text}: " if choice.text.isidentifier() else ""
-            ctx.init.line(
-                f'raise ValueError(f"{what}expected one of {expected}, got {{{choice.text}!r}}")'
-            )
+        self._no_such_choice(choice, names, ctx)
         results = [r for _t, r, _n in calls]
 
         def result(ref: str) -> Tensor:
@@ -204,6 +198,17 @@ class ModuleWriter(GeneratorState):
             return Tensor("", (channels, *([None] * (rank - 1))), None, None)
 
         return local, result, False
+
+    @staticmethod
+    def _no_such_choice(choice: Expr, names: list[str], ctx: Ctx) -> None:
+        """The `else:` of an if/elif over the blocks a param may name: a clear error."""
+        ctx.init.line("else:")
+        with ctx.init.indent():
+            expected = ", ".join(repr(n) for n in names)
+            what = f"{choice.text}: " if choice.text.isidentifier() else ""
+            ctx.init.line(
+                f'raise ValueError(f"{what}expected one of {expected}, got {{{choice.text}!r}}")'
+            )
 
     def _one_call(
         self,

@@ -36,6 +36,7 @@ from .runtime import (
     init_lines,
     sanitize,
 )
+from .writer import split_arguments
 
 _camel, _sanitize, _init_lines = camel, sanitize, init_lines
 
@@ -805,19 +806,8 @@ def _wrap(line: str, indent: str) -> Iterator[str]:
     if len(indent) + len(line) <= MAX_LINE or end < 0:
         yield indent + line
         return
-    args, depth, current = [], 0, ""
-    for ch in line[start + 1 : end]:
-        if ch == "," and depth == 0:
-            args.append(current.strip())
-            current = ""
-            continue
-        depth += ch in "([{"
-        depth -= ch in ")]}"
-        current += ch
-    if current.strip():
-        args.append(current.strip())
     yield f"{indent}{line[: start + 1]}"
-    for arg in args:
+    for arg in split_arguments(line[start + 1 : end]):
         yield from _wrap(arg + ",", indent + "    ")
     yield f"{indent}){line[end + 1 :]}"
 

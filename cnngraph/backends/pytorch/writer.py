@@ -99,28 +99,8 @@ def wrap_long(line: str) -> str:
         or not (body[start - 1 : start].isalnum() or body[start - 1 : start] in "_]")
     ):
         return line
-    depth, current, args = 0, "", []
-    inner = body[start + 1 : -1]
-    quote: str | None = None
-    for ch in inner:
-        if quote:
-            current += ch
-            if ch == quote:
-                quote = None
-            continue
-        if ch in "\"'":
-            quote = ch
-        if ch == "," and depth == 0:
-            args.append(current.strip())
-            current = ""
-            continue
-        depth += ch in "([{"
-        depth -= ch in ")]}"
-        current += ch
-    if current.strip():
-        args.append(current.strip())
     lines = [f"{indent}{body[: start + 1]}"]
-    lines += [wrap_long(f"{indent}    {arg},") for arg in args]
+    lines += [wrap_long(f"{indent}    {arg},") for arg in split_arguments(body[start + 1 : -1])]
     lines.append(f"{indent}){',' if comma else ''}")
     return "\n".join(lines)
 
@@ -142,3 +122,27 @@ def double_quoted(source: str) -> str:
     for row, start, end, text in reversed(edits):
         lines[row] = lines[row][:start] + text + lines[row][end:]
     return "".join(lines)
+
+
+def split_arguments(inner: str) -> list[str]:
+    """A call's argument list split at its top-level commas (not inside brackets or quotes)."""
+    depth, current, args = 0, "", []
+    quote: str | None = None
+    for ch in inner:
+        if quote:
+            current += ch
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "\"'":
+            quote = ch
+        if ch == "," and depth == 0:
+            args.append(current.strip())
+            current = ""
+            continue
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        current += ch
+    if current.strip():
+        args.append(current.strip())
+    return args
