@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import cnngraph
+from cnngraph.passes.sizes import LINEAR_SCAN, _first_valid
 
 from .conftest import SPECS
 
@@ -107,3 +110,39 @@ def test_errors_unrelated_to_size_get_no_size_note() -> None:
     with pytest.raises(cnngraph.SpecError) as info:
         cnngraph.load(text)
     assert [d.notes for d in info.value.diagnostics if d.code == "CG502"] == [()]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    period=st.sampled_from([1, 2, 4, 8, 32, 64]),
+    residues=st.sets(st.integers(0, 63)),
+    minimum=st.integers(1, 1 << 25) | st.integers(1, 3 * LINEAR_SCAN),
+    end=st.sampled_from([512, 5000, 1 << 25]),
+)
+def test_the_bounded_search_finds_the_first_valid_size(
+    period: int, residues: set[int], minimum: int, end: int
+) -> None:
+    """Past the linear scan, a binary search: the same answer as trying every size, in a
+    logarithmic number of tries, for sets of the shape valid sizes have."""
+    tried: list[int] = []
+
+    def test(n: int) -> bool:
+        tried.append(n)
+        return n >= minimum and n % period in {r % period for r in residues}
+
+    first = next((n for n in range(minimum, min(end, minimum + period) + 1) if test(n)), None)
+    tried.clear()
+    assert _first_valid(test, end, period) == first
+    assert len(tried) <= LINEAR_SCAN + period + 2 * end.bit_length()
+
+
+def test_a_huge_input_or_kernel_is_analysed_quickly() -> None:
+    """A 16-megapixel input whose model fails at every size, and a million-pixel pool window,
+    each take a few hundred shape inferences (they took 32 million)."""
+    flat = "cnngraph: 1\nname: t\ninput: [3, 8, 8]\nlayers:\n  fc: {op: linear, out_features: 2}\n"
+    with pytest.raises(cnngraph.SpecError):
+        cnngraph.load(flat, input_shape=(3, 16_000_000, 16_000_000))
+    pool = "cnngraph: 1\nname: t\ninput: [3, 1000000, 1000000]\nlayers:\n"
+    pool += "  p: {op: max_pool2d, kernel_size: 999999, stride: 3}\n"
+    rules = cnngraph.load(pool).input_size_rules
+    assert rules is not None and rules[0].describe() == "H >= 999999"
