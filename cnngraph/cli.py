@@ -13,10 +13,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from . import __version__
-from .errors import Diagnostic, SpecError, format_github, format_text
+from . import __version__, source
+from .errors import Diagnostic, SpecError, format_github, format_text, printable
 from .model import Model, load
 from .source import parse
 
@@ -28,6 +28,29 @@ class UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Printable(sys.stdout), _Printable(sys.stderr)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+class _Printable:
+    """A text stream that shows control characters as escapes: names and paths from a spec
+    or the command line reach the terminal, and must not move its cursor or recolour it."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(printable(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -137,10 +160,10 @@ def _add_spec(parser: argparse.ArgumentParser) -> None:
 def _compile(args: argparse.Namespace) -> Model | None:
     """The spec named on the command line, compiled; None (diagnostics printed) if it fails."""
     overrides = _overrides(args.overrides)
-    if not Path(args.spec).is_file():
+    if not Path(args.spec).exists():
         raise UsageError(f"no such file: '{args.spec}'")
     try:
-        return load(args.spec, overrides or None, args.input)
+        return load(Path(args.spec), overrides or None, args.input)
     except SpecError as exc:
         _print_diagnostics(exc.diagnostics, "stderr")
         return None
@@ -209,8 +232,8 @@ def _spec_files(patterns: Sequence[str]) -> list[Path]:
 
 def _source_lines(file: str) -> list[str]:
     try:
-        return Path(file).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
+        return source.read_text(Path(file), file).splitlines()
+    except (SpecError, OSError, UnicodeDecodeError):
         return []
 
 
@@ -319,9 +342,14 @@ def _render(args: argparse.Namespace) -> int:
     try:
         data = render(source, fmt)
     except RenderError as exc:
+        # The diagram's source is still worth having, but never over a file the user has.
         fallback = output.with_suffix(".dot")
-        _write_atomically(fallback, source.encode())
-        print(f"cnngraph: {exc}\nwrote the diagram's source to {fallback}", file=sys.stderr)
+        if fallback.exists():
+            saved = f"{fallback} exists and is left as it is; --format dot writes the source"
+        else:
+            _write_atomically(fallback, source.encode())
+            saved = f"wrote the diagram's source to {fallback}"
+        print(f"cnngraph: {exc}\n{saved}", file=sys.stderr)
         return 1
     _write_atomically(output, data)
     print(f"wrote {output}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -205,6 +206,17 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A hint naming the closest candidate, if one is close enough to be a likely typo."""
     match = closest(name, candidates)
     return f"did you mean '{match}'?" if match else None
+
+
+# C0 controls but tab and newline, DEL, C1 controls, and the Unicode line separators and
+# direction overrides that reorder what a terminal shows
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters as visible escapes (`\\u001b`): names and paths from a
+    spec or a command line must not move a terminal's cursor, recolour it or reorder it."""
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
 def format_text(diagnostic: Diagnostic, source_lines: Sequence[str] | None = None) -> str:

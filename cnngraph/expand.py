@@ -11,7 +11,8 @@ from __future__ import annotations
 import keyword
 import re
 import string
-from collections.abc import Iterator, Mapping
+from collections import ChainMap
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from .expr import (
     NeedsShape,
     Pending,
     ShapeSymbol,
+    check_names,
     contains_pending,
     evaluate,
     source_of,
@@ -48,6 +50,9 @@ from .spec import (
 
 MAX_REPEAT = 1000
 MAX_NODES = 50_000
+# Entries looked at while expanding, switched-off ones and empty repeats included: blocks
+# calling blocks a thousand times each can make 10**12 of them and no layer at all.
+MAX_ENTRIES = 2 * MAX_NODES
 ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "for", "names", "spread", "if", "init"})
 _SEQUENCE = " sequence"  # marks an inline list of layers; a space keeps it apart from user keys
 TYPES: dict[str, tuple[type, ...]] = {
@@ -61,7 +66,7 @@ TYPES: dict[str, tuple[type, ...]] = {
 RESERVED = frozenset({INPUT, "in_channels"})
 MAX_BLOCK_DEPTH = 20  # blocks calling blocks; each level recurses in the expander
 _CONSTANTS = frozenset({"true", "false", "null"})  # YAML's words, values in expressions
-_FOR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s+in\s+(\$.*?)\s*$", re.DOTALL)
+_FOR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s+in\s+(\$.*)", re.DOTALL)  # on stripped text
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A generated copy name may also hold '-' (RegNet's `block1-0`); never a '.' (a path separator).
 _COPY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
@@ -104,13 +109,28 @@ class _Planned:
 
 @dataclass
 class Env:
-    """Names visible to expressions, and where each value was written (for diagnostics)."""
+    """Names visible to expressions, and where each value was written (for diagnostics).
 
-    values: dict[str, Any]
-    src: dict[str, KeyPath] = field(default_factory=dict)
+    A child scope layers its names over its parent's rather than copying them: a spec may
+    declare thousands of params and make thousands of copies, and copying would be quadratic.
+    """
+
+    values: MutableMapping[str, Any] = field(default_factory=dict)
+    src: MutableMapping[str, KeyPath] = field(default_factory=dict)
 
     def with_values(self, values: Mapping[str, Any], src: Mapping[str, KeyPath]) -> Env:
-        return Env({**self.values, **values}, {**self.src, **src})
+        return Env(ChainMap(dict(values), self.values), ChainMap(dict(src), self.src))
+
+    def define(self, name: str, value: Any, src: KeyPath) -> None:
+        """Add a name to this scope (params are bound one by one, each seeing the earlier)."""
+        self.values[name] = value
+        self.src[name] = src
+
+
+def _not_ascii(name: str) -> str:
+    """Why a name that Python would accept is refused: `state_dict` keys, file names and
+    expressions stay ASCII, and Python folds some Unicode names into others (NFKC)."""
+    return "" if name.isascii() else " (names are ASCII: a-z, A-Z, 0-9 and _)"
 
 
 def expand(
@@ -175,6 +195,7 @@ class _Expander:
         self.switched_off: dict[str, KeyPath] = {}
         self.symbols: list[ShapeSymbol] = []
         self.failed: set[str] = set()  # entries that failed to expand, already reported
+        self.entries = 0  # entries looked at, against MAX_ENTRIES
         self._param_decls: dict[str, list[Param]] = {}
         self.globals = Env({})
 
@@ -220,7 +241,7 @@ class _Expander:
                     did_you_mean(key, known)
                     or f"model params: {', '.join(sorted(known)) or 'none'}",
                 )
-        env = Env({})
+        env = Env()
         for p in decls:
             src: KeyPath
             if p.name in overrides:
@@ -245,7 +266,7 @@ class _Expander:
             else:
                 value, src = self._eval(p.default, env, p.src), p.src
             self._check_type(p, value, "model param", p.src)
-            env = env.with_values({p.name: value}, {p.name: src})
+            env.define(p.name, value, src)
         return env
 
     def _input_shape(self, env: Env) -> tuple[int, ...] | None:
@@ -367,6 +388,7 @@ class _Expander:
         pairs = layers.items() if isinstance(layers, dict) else enumerate(layers)
         for key, raw in pairs:
             esrc = (*src, key)
+            self._count_entry(esrc)
             entry = self._entry_mapping(raw, esrc)
             if entry is None:
                 continue
@@ -520,7 +542,8 @@ class _Expander:
             count = self._repeat(entry, env, esrc)
             return None if count is None else [env] * count
         fsrc = (*esrc, "for")
-        match = _FOR.match(entry["for"]) if isinstance(entry["for"], str) else None
+        text = entry["for"]
+        match = _FOR.fullmatch(text.strip()) if isinstance(text, str) else None
         if match is None or "repeat" in entry or keyword.iskeyword(match[1]):
             self.diags.error(
                 "CG305",
@@ -553,7 +576,7 @@ class _Expander:
         if template is None:
             return default
         nsrc = (*esrc, "names")
-        values = {**env.values, "i": i, "n": i + 1}
+        values = ChainMap({"i": i, "n": i + 1}, env.values)
         try:
             fields = list(string.Formatter().parse(template)) if isinstance(template, str) else []
             parts = []
@@ -568,6 +591,9 @@ class _Expander:
             name = "".join(parts)
             if not _COPY_NAME.match(name):
                 raise ValueError(f"'{name}' is not a layer name")
+            why = clash(name)
+            if why is not None:
+                raise ValueError(f"'{name}' is {why}")
         except ValueError as exc:
             self.diags.error(
                 "CG202",
@@ -607,7 +633,7 @@ class _Expander:
             return False
         self.diags.error(
             "CG202",
-            f"layer name '{name}' is not a valid identifier",
+            f"layer name '{name}' is not a valid identifier{_not_ascii(name)}",
             self.doc.where(esrc, at_key=True),
             "names become module attributes: "
             "letters, digits and _, not starting with a digit, not a keyword",
@@ -944,7 +970,7 @@ class _Expander:
             else:
                 value, psrc = self._eval(p.default, benv, p.src), p.src
             self._check_type(p, value, f"param of block '{name}'", psrc)
-            benv = benv.with_values({p.name: value}, {p.name: psrc})
+            benv.define(p.name, value, psrc)
         return benv
 
     def _per_repeat(
@@ -1107,7 +1133,7 @@ class _Expander:
             if not _IDENTIFIER.match(name) or name in RESERVED or name in _CONSTANTS or dunder:
                 self.diags.error(
                     "CG307",
-                    f"'{name}' cannot be a param name",
+                    f"'{name}' cannot be a param name{_not_ascii(name)}",
                     self.doc.where(psrc, at_key=True),
                     "in_channels and input are reserved, true, false and null are values "
                     "in expressions, and __dunder__ names are Python's; use another identifier",
@@ -1164,6 +1190,7 @@ class _Expander:
             try:
                 return evaluate(text, env.values)
             except NeedsShape:
+                check_names(text, env.values)
                 return Deferred(text, env.values)
         except ExprError as exc:
             self.diags.error(exc.code, exc.message, self.doc.where(src), exc.hint)
@@ -1188,6 +1215,18 @@ class _Expander:
         return None
 
     # ---- graph building --------------------------------------------------------------------
+
+    def _count_entry(self, esrc: KeyPath) -> None:
+        self.entries += 1
+        if self.entries > MAX_ENTRIES:
+            self.diags.error(
+                "CG311",
+                f"expanding the spec looks at more than {MAX_ENTRIES:,} entries "
+                "(layers, block calls and switched-off entries)",
+                self.doc.where(esrc),
+                "check repeat counts and params",
+            )
+            raise _TooLarge
 
     def _add(self, node: Node) -> None:
         if len(self.graph.nodes) >= MAX_NODES:

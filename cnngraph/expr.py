@@ -10,7 +10,7 @@ import ast
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -20,7 +20,10 @@ from .errors import did_you_mean
 MAX_EXPRESSION_DEPTH = 100
 MAX_EXPRESSION_CHARS = 1000
 MAX_INT = 2**63  # far beyond any real layer size, small enough to keep arithmetic cheap
-MAX_LIST = 10_000
+MAX_LIST = 10_000  # items in a list (nested lists counted in full) or characters in a text
+# Steps and list items one evaluation may spend: a few hundred milliseconds at most, and far
+# beyond any real spec's expression (a 1,000-item comprehension costs about 10,000).
+MAX_WORK = 1_000_000
 
 _REFERENCE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 
@@ -115,6 +118,20 @@ def make_divisible(value: float, divisor: int, min_value: int | None = None) -> 
     return new
 
 
+def _sum(values: list[Any], start: Any = 0) -> Any:
+    """`sum`, in linear time for lists too (Python's own copies the total once per list)."""
+    if not isinstance(start, list):
+        return sum(values, start)
+    total = list(start)
+    for value in values:
+        if not isinstance(value, list):
+            raise TypeError(f"can only add lists to a list, not {value!r}")
+        total.extend(value)
+        if len(total) > MAX_LIST:
+            raise ValueError("result is too long")
+    return total
+
+
 def _round(value: float, ndigits: int | None = None) -> float:
     return round(value) if ndigits is None else round(value, ndigits)
 
@@ -132,7 +149,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": min,
     "round": _round,
     "sqrt": math.sqrt,
-    "sum": sum,
+    "sum": _sum,
 }
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
@@ -275,17 +292,107 @@ def evaluate(text: str, env: Mapping[str, Any], resolve: Resolver | None = None)
     A Pending value is handed to `resolve`; without one, NeedsShape is raised so the caller can
     defer the whole expression. Raises ExprError for the user's mistakes.
     """
-    return _Evaluator(env, resolve).eval(compile_expression(text))
+    return _Evaluator(env, resolve, _Budget()).eval(compile_expression(text))
+
+
+def check_names(text: str, env: Mapping[str, Any]) -> None:
+    """Raise the unknown-name error now for an expression whose evaluation waits for shapes:
+    its scope may gain names before then, and the expression must not see them."""
+    tree = compile_expression(text)
+    functions = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    bound = {
+        n.target.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.comprehension) and isinstance(n.target, ast.Name)
+    }
+    known = bound | _CONSTANT_NAMES.keys()
+    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in functions]
+    for node in names:
+        if node.id not in env and node.id not in known:
+            _Evaluator(env, None, _Budget()).eval(node)  # raises the evaluator's CG302
+
+
+class _Budget:
+    """The work one evaluation may still do, shared by the scopes of its comprehensions."""
+
+    def __init__(self) -> None:
+        self.left = MAX_WORK
+
+    def spend(self, units: int) -> None:
+        self.left -= units
+        if self.left < 0:
+            raise ExprError(
+                "CG304",
+                f"expression does too much work (over {MAX_WORK:,} steps and list items)",
+                "expressions compute sizes and small tables; build big structures with "
+                "`repeat` and `for`",
+            )
+
+    def bounded(self, value: Any) -> Any:
+        """`value`, if within the limits on numbers and lengths; its size is spent."""
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            raise ExprError("CG304", f"result {value} is too large")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ExprError("CG304", "result is not a finite number")
+        if isinstance(value, str):
+            self.spend(len(value))
+            if len(value) > MAX_LIST:
+                raise ExprError("CG304", "result is too long")
+        if isinstance(value, list) and self.items(value) > MAX_LIST:
+            raise ExprError("CG304", "result is too long")
+        return value
+
+    def items(self, value: list[Any]) -> int:
+        """How many items `value` holds, nested lists in full: `[[[0] * 9999] * 9999] * 9999`
+        is three small lists, but 10**12 items to anything that compares or walks it."""
+        sizes: dict[int, int] = {}
+        todo: list[tuple[list[Any], bool]] = [(value, False)]
+        while todo:
+            items, walked = todo.pop()
+            if id(items) in sizes:
+                continue
+            self.spend(len(items))
+            if walked:
+                nested = sum(sizes[id(v)] for v in items if isinstance(v, list))
+                sizes[id(items)] = len(items) + nested
+            else:
+                todo.append((items, True))
+                todo.extend((v, False) for v in items if isinstance(v, list))
+        return sizes[id(value)]
+
+
+class _Scope(Mapping[str, Any]):
+    """One name bound over the names of an outer scope."""
+
+    def __init__(self, name: str, value: Any, outer: Mapping[str, Any]) -> None:
+        self.name, self.value, self.outer = name, value, outer
+
+    def __getitem__(self, key: str) -> Any:
+        return self.value if key == self.name else self.outer[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key == self.name or key in self.outer
+
+    def __iter__(self) -> Iterator[str]:
+        yield self.name
+        yield from (k for k in self.outer if k != self.name)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class _Evaluator:
-    def __init__(self, env: Mapping[str, Any], resolve: Resolver | None) -> None:
+    def __init__(self, env: Mapping[str, Any], resolve: Resolver | None, budget: _Budget) -> None:
         self.env = env
         self.resolve = resolve
+        self.budget = budget
 
     def eval(self, node: ast.expr) -> Any:
+        self.budget.spend(1)
         method = getattr(self, "_" + type(node).__name__)
-        return _bounded(method(node))
+        return self.budget.bounded(method(node))
 
     def _Constant(self, node: ast.Constant) -> Any:
         return node.value
@@ -313,6 +420,8 @@ class _Evaluator:
             raise ExprError("CG304", f"{left!r} ** {right!r} is too large")
         if isinstance(node.op, ast.Mult) and _too_big_repeat(left, right):
             raise ExprError("CG304", "list or string repetition is too large")
+        if isinstance(node.op, ast.Mod) and isinstance(left, str):
+            _check_format(left)
         return self._apply(_BINARY[type(node.op)], left, right)
 
     def _UnaryOp(self, node: ast.UnaryOp) -> Any:
@@ -360,24 +469,28 @@ class _Evaluator:
         return [self.eval(e) for e in node.elts]
 
     def _ListComp(self, node: ast.ListComp) -> Any:
-        """[elt for a in xs if c for b in ys ...]: each name bound in a child scope."""
-        scopes: list[dict[str, Any]] = [dict(self.env)]
+        """[elt for a in xs if c for b in ys ...]: each name bound in a child scope, layered
+        over the outer names (copying them for every item would be quadratic)."""
+        scopes: list[Mapping[str, Any]] = [self.env]
         for generator in node.generators:
             assert isinstance(generator.target, ast.Name)  # _check_allowed saw to it
-            name, bound = generator.target.id, []
+            name, bound = generator.target.id, list[Mapping[str, Any]]()
             for scope in scopes:
-                values = _Evaluator(scope, self.resolve).eval(generator.iter)
+                values = self._within(scope).eval(generator.iter)
                 if not isinstance(values, list):
                     raise ExprError("CG304", f"a comprehension runs over a list, not {values!r}")
                 for value in values:
-                    child = {**scope, name: value}
-                    inner = _Evaluator(child, self.resolve)
+                    child = _Scope(name, value, scope)
+                    inner = self._within(child)
                     if all(inner.eval(test) for test in generator.ifs):
                         bound.append(child)
                 if len(bound) > MAX_LIST:
                     raise ExprError("CG304", "result is too long")
             scopes = bound
-        return [_Evaluator(scope, self.resolve).eval(node.elt) for scope in scopes]
+        return [self._within(scope).eval(node.elt) for scope in scopes]
+
+    def _within(self, scope: Mapping[str, Any]) -> _Evaluator:
+        return _Evaluator(scope, self.resolve, self.budget)
 
     def _Subscript(self, node: ast.Subscript) -> Any:
         container = self.eval(node.value)
@@ -415,11 +528,15 @@ def _too_big_repeat(left: Any, right: Any) -> bool:
     return False
 
 
-def _bounded(value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
-        raise ExprError("CG304", f"result {value} is too large")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ExprError("CG304", "result is not a finite number")
-    if isinstance(value, (list, str)) and len(value) > MAX_LIST:
-        raise ExprError("CG304", "result is too long")
-    return value
+_FORMAT_FIELD = re.compile(r"%%|%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _check_format(template: str) -> None:
+    """`'%5d' % x` is fine; a width or precision of 10**10 would build the text first."""
+    for match in _FORMAT_FIELD.finditer(template):
+        for size in match.groups():
+            if size == "*" or (size is not None and int(size) > MAX_LIST):
+                raise ExprError(
+                    "CG304",
+                    f"format '{match[0]}': widths and precisions are numbers up to {MAX_LIST}",
+                )

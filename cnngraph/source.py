@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,32 +27,29 @@ MAX_INT_BITS = 256  # larger integers cannot mean a size or a count, and print s
 _SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null")}
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 with YAML 1.2 floats: `1e-5` is a number, as every user expects."""
+class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML 1.1 with YAML 1.2 floats: `1e-5` is a number, as every user expects. Parsed by
+    libyaml when it is installed."""
 
 
-class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """The same, parsed by libyaml when it is installed."""
+_SpecLoader.add_implicit_resolver(
+    _TAG + "float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+# `name: 2024-05-01` is a name, not a date.
+_SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _TAG + "timestamp"]
+    for first, resolvers in _SpecLoader.yaml_implicit_resolvers.items()
+}
 
-
-for _cls in (_Loader, _FastLoader):
-    _cls.add_implicit_resolver(
-        _TAG + "float",
-        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-        list("-+0123456789"),
-    )
-
-# libyaml's composer recurses in C and crashes the process beyond some ten thousand levels of
-# nesting; the Python one raises RecursionError instead, which becomes a diagnostic. Every
-# level of nesting needs one of these characters or a line of its own, so text with few of
-# them is safe for libyaml, and all real specs are.
-_NESTING_CHARS = "[{-:?"
-_SAFE_NESTING = 2000
-
-
-def _loader_for(text: str) -> type[yaml.SafeLoader]:
-    bound = text.count("\n") + sum(text.count(c) for c in _NESTING_CHARS)
-    return _FastLoader if bound < _SAFE_NESTING else _Loader
+# Real specs nest a few levels deep. libyaml's composer recurses in C and would crash the
+# process some ten thousand levels down, so the depth is measured first, from the parser's
+# events (the parser keeps its own stack).
+MAX_NESTING = 100
+# Longer integer literals are refused before they are converted: base-60 (`1:0:0:...`) and
+# long literals take quadratic time to convert, and 256 bits need at most 256 digits.
+_MAX_INT_CHARS = 300
 
 
 _scalars = SafeConstructor()
@@ -112,14 +110,7 @@ def read(source: str | Path | Mapping[str, Any], name: str | None = None) -> Doc
         path = Path(source)
         file = name or str(source)
         try:
-            size = path.stat().st_size
-            if size > MAX_FILE_BYTES:
-                raise _fail(
-                    "CG105",
-                    f"file is {size:,} bytes; specs are limited to {MAX_FILE_BYTES:,}",
-                    Location(file),
-                )
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path, file)
         except SpecError:
             raise
         except (OSError, UnicodeDecodeError) as exc:
@@ -134,9 +125,30 @@ def read(source: str | Path | Mapping[str, Any], name: str | None = None) -> Doc
     return parse(source, name or "<string>")
 
 
+def read_text(path: Path, file: str) -> str:
+    """A regular file's text, at most MAX_FILE_BYTES of it: a device (`/dev/zero`) or a pipe
+    would never end, or block; the size is checked by reading, as /proc files claim 0."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise _fail(
+            "CG100",
+            "cannot read spec: not a regular file",
+            Location(file),
+            "a spec is a YAML or JSON file; devices, pipes and directories are not read",
+        )
+    with path.open("rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise _fail(
+            "CG105",
+            f"file is over {MAX_FILE_BYTES:,} bytes, the limit for a spec",
+            Location(file),
+        )
+    return data.decode("utf-8")
+
+
 def _looks_like_path(text: str) -> bool:
     return "\n" not in text and (
-        text.endswith((".yaml", ".yml", ".json")) or (len(text) < 4096 and Path(text).is_file())
+        text.endswith((".yaml", ".yml", ".json")) or (len(text) < 4096 and Path(text).exists())
     )
 
 
@@ -147,6 +159,7 @@ def parse(text: str, file: str, as_json: bool = False) -> Document:
             f"spec text is {len(text):,} characters; the limit is {MAX_FILE_BYTES:,}",
             Location(file),
         )
+    text = text.removeprefix("\ufeff")  # a byte order mark, as some editors write
     lines = text.splitlines()
     if as_json or text.lstrip().startswith("{"):
         _check_json(text, file, lines, strict=as_json)
@@ -154,7 +167,8 @@ def parse(text: str, file: str, as_json: bool = False) -> Document:
         # columns and meaning while sparing the YAML reader its tab rules.
         text = text.replace("\t", " ")
     try:
-        root = yaml.compose(text, Loader=_loader_for(text))
+        _check_nesting(text, file)
+        root = yaml.compose(text, Loader=_SpecLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
@@ -168,18 +182,46 @@ def parse(text: str, file: str, as_json: bool = False) -> Document:
                 "(YAML reads a bare { as a nested mapping)"
             )
         raise _fail("CG101", f"YAML syntax error: {problem}", loc, hint) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        raise _fail(
+            "CG101",
+            f"character {exc.character!r} is not allowed in YAML",
+            Location(file, line, column),
+            "remove it: control characters other than tab and newline cannot appear in a spec",
+        ) from None
     except yaml.YAMLError as exc:
         raise _fail("CG101", f"YAML syntax error: {exc}", Location(file)) from None
     except RecursionError:
         raise _fail("CG105", "spec is nested too deeply", Location(file)) from None
     doc = Document(file, None, lines)
-    if root is None:
+    if root is None:  # empty, or comments only: what is missing is missing from line 1
+        doc.value_marks[()] = (1, 1)
         return doc
     try:
         doc.data = _Builder(doc).build(root, ())
     except RecursionError:
         raise _fail("CG105", "spec is nested too deeply", Location(file)) from None
     return doc
+
+
+def _check_nesting(text: str, file: str) -> None:
+    depth = 0
+    for event in yaml.parse(text, Loader=_SpecLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_NESTING:
+                mark = event.start_mark
+                where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+                raise _fail(
+                    "CG105",
+                    f"spec is nested more than {MAX_NESTING} levels deep",
+                    where,
+                    "specs are a few levels deep: use blocks for structure",
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _line(lines: list[str], index: int) -> str:
@@ -197,8 +239,8 @@ def _check_json(text: str, file: str, lines: list[str], strict: bool) -> None:
                 Location(file, exc.lineno, exc.colno),
                 "JSON needs double quotes and no trailing commas",
             ) from None
-    except RecursionError:
-        raise _fail("CG105", "spec is nested too deeply", Location(file)) from None
+    except (RecursionError, ValueError):
+        pass  # too deep or a too long number: the YAML reading reports it, with a location
 
 
 def _fail(code: str, message: str, loc: Location, hint: str | None = None) -> SpecError:
@@ -211,6 +253,7 @@ class _Builder:
     def __init__(self, doc: Document) -> None:
         self.doc = doc
         self.count = 0
+        self.open: set[int] = set()  # the collections being built: a node in it contains itself
 
     def loc(self, node: yaml.Node, path: KeyPath) -> Location:
         return Location(
@@ -232,6 +275,8 @@ class _Builder:
         if isinstance(node, yaml.ScalarNode):
             if node.tag not in _SCALAR_TAGS:
                 raise self._bad_tag(node, path)
+            if node.tag == _TAG + "int" and len(node.value) > _MAX_INT_CHARS:
+                raise self._too_large(node, path)
             try:
                 value = _scalars.construct_object(node)
             except (yaml.YAMLError, ValueError, OverflowError) as exc:
@@ -239,22 +284,28 @@ class _Builder:
                     "CG101", f"cannot read value {node.value[:40]!r}: {exc}", self.loc(node, path)
                 ) from None
             if type(value) is int and value.bit_length() > MAX_INT_BITS:
-                raise _fail(
-                    "CG101",
-                    f"the number {node.value[:20]}... is too large ({len(node.value)} characters)",
-                    self.loc(node, path),
-                    f"numbers fit in {MAX_INT_BITS} bits; sizes and counts are far smaller",
-                )
+                raise self._too_large(node, path)
             return value
-        if isinstance(node, yaml.SequenceNode):
-            if node.tag != _TAG + "seq":
-                raise self._bad_tag(node, path)
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        if isinstance(node, yaml.MappingNode):
-            if node.tag != _TAG + "map":
-                raise self._bad_tag(node, path)
-            return self._mapping(node, path)
-        raise self._bad_tag(node, path)  # pragma: no cover - yaml has only three node kinds
+        if id(node) in self.open:
+            raise _fail(
+                "CG101",
+                "a YAML alias refers to the list or mapping that contains it",
+                self.loc(node, path),
+                "an anchor (&name) can be used (*name) only after its value ends",
+            )
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                if node.tag != _TAG + "seq":
+                    raise self._bad_tag(node, path)
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            if isinstance(node, yaml.MappingNode):
+                if node.tag != _TAG + "map":
+                    raise self._bad_tag(node, path)
+                return self._mapping(node, path)
+            raise self._bad_tag(node, path)  # pragma: no cover - yaml has three node kinds
+        finally:
+            self.open.discard(id(node))
 
     def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -292,6 +343,14 @@ class _Builder:
                 raise _fail("CG101", "'<<' merges only mappings", self.loc(source, path))
             merged.update(self._mapping(source, path))
         return merged
+
+    def _too_large(self, node: yaml.Node, path: KeyPath) -> SpecError:
+        return _fail(
+            "CG101",
+            f"the number {node.value[:20]}... is too large ({len(node.value)} characters)",
+            self.loc(node, path),
+            f"numbers fit in {MAX_INT_BITS} bits; sizes and counts are far smaller",
+        )
 
     def _bad_tag(self, node: yaml.Node, path: KeyPath) -> SpecError:
         tag = node.tag.replace(_TAG, "!!")

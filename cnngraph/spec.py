@@ -5,9 +5,10 @@ Layer entries are validated later, per op, once their expressions are evaluated.
 
 from __future__ import annotations
 
+import keyword
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 FORMAT_VERSION = 1
 
@@ -129,6 +130,19 @@ class BlockDef(_Strict):
             body = [keys.index(k) for k in ("layers", "branches") if k in keys]
             block._residual_first = bool(body) and keys.index("residual") < min(body)
         return block
+
+    @field_validator("inputs")
+    @classmethod
+    def _input_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not (name.isidentifier() and name.isascii()) or keyword.iskeyword(name):
+                raise ValueError(f"input '{name}' is not an identifier (a-z, A-Z, 0-9 and _)")
+            if name == "self" or (name.startswith("__") and name.endswith("__")):
+                raise ValueError(f"input '{name}' is Python's; use another name")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"input '{repeated[0]}' is listed twice: each input has its own name")
+        return names
 
     @model_validator(mode="after")
     def _one_body(self) -> BlockDef:

@@ -111,6 +111,51 @@ def test_a_seed_gives_torchvisions_initial_weights(row: Row) -> None:
     assert [name for name in ours if not torch.equal(ours[name], reference[name])] == []
 
 
+def test_a_layer_inside_a_block_read_from_outside() -> None:
+    """`from: layer3.1.conv2` reads a tensor inside a block (a feature tap): the built module
+    gives what a forward hook on torchvision's own ResNet-18 sees, and its logits."""
+    text = (SPECS / "resnet18.yaml").read_text()
+    text = text.replace(
+        "  fc:      {op: linear, out_features: $num_classes}\n",
+        "  fc:      {op: linear, out_features: $num_classes}\n"
+        "  tap:     {op: relu, from: layer3.1.conv2}\n"
+        "outputs: {logits: fc, feature: tap}\n",
+    )
+    module = cnngraph.load(text).to_module().eval()
+    reference = torchvision.models.resnet18().eval()
+    module.load_state_dict(reference.state_dict(), strict=True)
+    seen: list[torch.Tensor] = []
+    reference.layer3[1].conv2.register_forward_hook(lambda m, i, out: seen.append(out.clone()))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out, expected = module(x), reference(x)
+    assert torch.equal(out.logits, expected)
+    assert torch.equal(out.feature, torch.relu(seen[0]))
+
+
+def test_a_layer_inside_a_block_read_from_outside_on_its_own() -> None:
+    """The same in a small spec, through a named block (not a numbered repeat)."""
+    spec = """
+cnngraph: 1
+name: t
+input: [3, 8, 8]
+blocks:
+  unit:
+    layers:
+      a: {op: conv2d, out_channels: 4, kernel_size: 1}
+      c: {op: relu}
+layers:
+  l1: {block: unit}
+  x: {op: conv2d, out_channels: 4, kernel_size: 1, from: l1.a}
+  y: {op: add, from: [x, l1]}
+"""
+    module = cnngraph.load(spec).to_module().eval()
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        a = module.l1.a(x)
+        assert torch.equal(module(x), module.x(a) + torch.relu(a))
+
+
 def test_googlenet_aux_heads_in_training_only() -> None:
     # Dropout off on both sides: torchvision draws its masks in another order (aux1 first).
     model = cnngraph.load(

@@ -17,6 +17,7 @@ from typing import Any
 
 import graphviz
 
+from ..errors import printable
 from ..ir import INPUT, Item, Node, children
 from ..ops import Shape
 
@@ -332,8 +333,9 @@ def render(source: str, fmt: str) -> bytes:
 
 
 def _esc(text: object) -> str:
-    """Text for an HTML-like Graphviz label: markup characters escaped, nothing else special."""
-    return html.escape(str(text), quote=True)
+    """Text for an HTML-like Graphviz label: markup characters escaped, control characters
+    shown as escapes (dot refuses them)."""
+    return html.escape(printable(str(text)), quote=True)
 
 
 def _safe_id(text: str) -> str:

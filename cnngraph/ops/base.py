@@ -112,7 +112,7 @@ def call(
 
 def literal(value: Any) -> str:
     """Python source for a value; a pair of equal numbers is written once, as torch allows."""
-    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1] is not None:
         return repr(value[0])
     return repr(value)
 
@@ -135,7 +135,11 @@ class Op(BaseModel):
     """Base of every op. Subclasses set `kind`, fields, and override the rules they need."""
 
     # defer_build: a schema is built when an op is first used, not for every op at import.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
+    # allow_inf_nan=False: no torch layer takes an infinite or NaN setting, and the generated
+    # code could not spell one without an import
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, defer_build=True, allow_inf_nan=False
+    )
 
     kind: ClassVar[str]
     arity: ClassVar[tuple[int, int | None]] = (1, 1)  # min and max number of input tensors
@@ -177,6 +181,10 @@ class Op(BaseModel):
     def is_identity(self, shapes: Sequence[Shape]) -> bool:
         """Whether, for these input shapes, the op passes its first input through unchanged."""
         return False
+
+    def has_weights(self) -> bool:
+        """Whether the layer holds a weight for `init:` to set (a norm may have none)."""
+        return True
 
     def symmetric(self) -> bool:
         """Whether the op treats height and width alike (no unequal pair among its fields)."""

@@ -8,6 +8,9 @@ from .. import symbolic as sym
 from ..symbolic import Expr
 from .base import Fields, Op, Shape, ShapeCode, ShapeError, torch_dim
 
+# Python nests `a + b + c` one level per operand, and its parser stops near a thousand levels.
+MAX_OPERATOR_CHAIN = 32
+
 
 def _shapes_text(shapes: Sequence[Shape]) -> str:
     return ", ".join(str(list(s)) for s in shapes)
@@ -32,9 +35,13 @@ class Add(Op):
     output_overwritable = True
 
     def torch_forward(self, module: str, args: Sequence[str]) -> str:
+        if len(args) > MAX_OPERATOR_CHAIN:  # `a + b + ...` nests; sum() adds in the same order
+            return f"sum([{', '.join(args[1:])}], {args[0]})"
         return " + ".join(args)
 
     def torch_forward_inplace(self, args: Sequence[str]) -> str | None:
+        if len(args) > MAX_OPERATOR_CHAIN:
+            return None
         return f"{args[0]} += {' + '.join(args[1:])}"
 
     def edge_kind(self, position: int) -> str | None:
@@ -95,7 +102,7 @@ class Mul(Op):
     kind = "mul"
     role = "join"
     symbol = "\u00d7"
-    arity = (2, None)
+    arity = (2, MAX_OPERATOR_CHAIN)  # a product of more is no gate; see Add for why a cap
     examples = (({}, [(4, 3, 3), (4, 1, 1)]), ({}, [(4, 1, 1), (4, 3, 3)]))
 
     def infer(self, shapes: Sequence[Shape]) -> Shape:

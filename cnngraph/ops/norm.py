@@ -39,6 +39,9 @@ class BatchNorm2d(Op):
     def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
         return 2 * shapes[0][0] if self.affine else 0
 
+    def has_weights(self) -> bool:
+        return self.affine
+
     def torch_call(self, shapes: Sequence[Shape]) -> Call:
         return call(
             "nn.BatchNorm2d",
@@ -62,7 +65,9 @@ class LayerNorm(Op):
     )
 
     normalized_shape: list[PosInt] | None = Field(
-        default=None, description="trailing dims to normalise; default: the whole sample"
+        default=None,
+        min_length=1,
+        description="trailing dims to normalise; default: the whole sample",
     )
     eps: float = Field(default=1e-5, gt=0)
     elementwise_affine: bool = True
@@ -82,6 +87,9 @@ class LayerNorm(Op):
                 field="normalized_shape",
             )
         return shape
+
+    def has_weights(self) -> bool:
+        return self.elementwise_affine
 
     def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
         if not self.elementwise_affine:
@@ -124,6 +132,9 @@ class GroupNorm(Op):
 
     def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
         return 2 * shapes[0][0] if self.affine else 0
+
+    def has_weights(self) -> bool:
+        return self.affine
 
     def torch_call(self, shapes: Sequence[Shape]) -> Call:
         return call(

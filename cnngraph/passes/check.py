@@ -26,21 +26,25 @@ def check(graph: Graph, diags: Diagnostics) -> bool:
                 _report_cycle(graph, g.subgraph(component), position, diags)
         return False
 
-    live = set(graph.outputs.values())
-    for out in graph.outputs.values():
-        live |= nx.ancestors(g, out)
-    dead = [n for n in graph.nodes if n not in live and n != INPUT]
-    dead_set = set(dead)
-    for name in dead:
-        if not any(s in dead_set for s in g.successors(name)):
-            feeding = len(nx.ancestors(g, name) & dead_set)
-            more = f" (nor {feeding} layer(s) feeding only it)" if feeding else ""
-            diags.warning(
-                "CG404",
-                f"the result of '{name}' is never used{more}",
-                graph.where(graph.nodes[name].src, at_key=True),
-                "use it with `from:`, list it in `outputs:`, or remove it",
-            )
+    # One walk back from all outputs at once (one per output would be quadratic).
+    live: set[str] = set()
+    todo = [out for out in graph.outputs.values() if out in g]
+    while todo:
+        name = todo.pop()
+        if name not in live:
+            live.add(name)
+            todo.extend(g.predecessors(name))
+    dead = [n for n in graph.order if n not in live and n != INPUT]
+    ends = _dead_ends(g, dead)
+    for name in (n for n in graph.nodes if n in ends):
+        feeding = ends[name]
+        more = f" (nor {feeding} layer(s) feeding only it)" if feeding else ""
+        diags.warning(
+            "CG404",
+            f"the result of '{name}' is never used{more}",
+            graph.where(graph.nodes[name].src, at_key=True),
+            "use it with `from:`, list it in `outputs:`, or remove it",
+        )
 
     reachable = nx.descendants(g, INPUT) | {INPUT}
     for name in graph.nodes:
@@ -51,6 +55,28 @@ def check(graph: Graph, diags: Diagnostics) -> bool:
                 graph.where(graph.nodes[name].src, at_key=True),
             )
     return True
+
+
+def _dead_ends(g: nx.DiGraph[str], dead: list[str]) -> dict[str, int]:
+    """Each unused layer whose result nothing uses, with the number of unused layers that feed
+    it and no other. `dead` is in topological order; one pass back through it, each layer
+    remembering at most two of the dead ends it feeds (two means "more than one")."""
+    dead_set = set(dead)
+    reaches: dict[str, frozenset[str]] = {}
+    feeding: dict[str, int] = {}
+    for name in reversed(dead):
+        found: set[str] = set()
+        for successor in g.successors(name):
+            if successor in dead_set and len(found) < 2:
+                found |= reaches[successor]
+        if not found:
+            reaches[name] = frozenset({name})
+            feeding[name] = 0
+        else:
+            reaches[name] = frozenset(sorted(found)[:2])
+            if len(found) == 1:
+                feeding[next(iter(found))] += 1
+    return feeding
 
 
 def _report_cycle(

@@ -122,7 +122,13 @@ class ShapeInference:
         low, high = op.arity
         if not low <= len(in_shapes) <= (high or len(in_shapes)):
             if diags is not None:
-                wanted = f"{low}" if low == high else f"at least {low}"
+                wanted = (
+                    f"{low}"
+                    if low == high
+                    else f"at least {low}"
+                    if high is None
+                    else f"{low} to {high}"
+                )
                 diags.error(
                     "CG408",
                     f"{node.name}: {node.kind} takes {wanted} input(s), got {len(in_shapes)}",

@@ -23,7 +23,7 @@ def validate(graph: Graph, diags: Diagnostics) -> None:
 def build_op(graph: Graph, node: Node, fields: dict[str, Any], diags: Diagnostics) -> Op | None:
     cls = OPS[node.kind]
     try:
-        return cls.model_validate(fields)
+        op = cls.model_validate(fields)
     except ValidationError as exc:
 
         def where(path: KeyPath, at_key: bool) -> Location:
@@ -42,3 +42,11 @@ def build_op(graph: Graph, node: Node, fields: dict[str, Any], diags: Diagnostic
             where,
         )
         return None
+    if node.init is not None and not op.has_weights():
+        diags.error(
+            "CG202",
+            f"{node.name}: `init` sets weights, and this {node.kind} has none",
+            graph.where((*node.src, "init"), at_key=True),
+            "remove `init`, or give the layer weights (affine: true)",
+        )
+    return op

@@ -108,10 +108,10 @@ class ModuleWriter(GeneratorState):
             for name, e in given.items()
         }
         op = cls.model_construct(None, **values)  # fields as code: no validation, defaults filled
-        shape = tuple(Code(d) if d is not None else UNKNOWN_DIM for d in inputs[0].shape)
+        shapes = [tuple(Code(d) if d is not None else UNKNOWN_DIM for d in t.shape) for t in inputs]
         try:
-            made = op.torch_call([shape])  # type: ignore[list-item]
-        except (TypeError, AttributeError) as exc:
+            made = op.torch_call(shapes)  # type: ignore[arg-type]
+        except (TypeError, AttributeError, ValueError) as exc:
             raise Unsupported(f"the {cls.kind} constructor from expressions") from exc
         return render(made)
 

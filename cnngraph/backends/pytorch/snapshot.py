@@ -14,6 +14,7 @@ against the value of every instance, so the code builds exactly the compiled mod
 from __future__ import annotations
 
 import ast
+import heapq
 import keyword
 import re
 import textwrap
@@ -36,7 +37,7 @@ from .runtime import (
     init_lines,
     sanitize,
 )
-from .writer import split_arguments
+from .writer import double_quoted, split_arguments
 
 _camel, _sanitize, _init_lines = camel, sanitize, init_lines
 
@@ -47,7 +48,7 @@ class GenerationError(Exception):
 
 def generate(model: Any, spec_file: str, reason: str) -> str:
     """Python source of a torch module for `model`, checked to parse."""
-    source = Generator(model, spec_file, reason).source()
+    source = double_quoted(Generator(model, spec_file, reason).source())
     ast.parse(source)  # names and strings were validated; this proves the text is Python
     return source
 
@@ -636,16 +637,16 @@ class _Context:
     # forward
     def forward(self) -> None:
         gen, template = self.gen, self.template
-        items = gen.children[template]
         scope = self.graph.scopes.get(template)
         inputs = scope.inputs if scope else (INPUT,)
+        results = set(self.graph.outputs.values()) if not scope else {scope.output}
+        items = self._open_tapped(gen.children[template], set(inputs), results)
         arg_names = self._input_names(len(inputs))
         var: dict[str, str] = dict(zip(inputs, arg_names, strict=True))
         uses: dict[str, int] = {}
         for item in items:
             for ref in self._runtime_inputs(item):
                 uses[ref] = uses.get(ref, 0) + 1
-        results = set(self.graph.outputs.values()) if not scope else {scope.output}
         lines = []
         for position, item in enumerate(items):
             args = [var[ref] for ref in item.inputs]
@@ -669,12 +670,39 @@ class _Context:
                 )
             )
             last = following is None and output in results and uses.get(output, 0) == 0
-            name = "out" if once or last else self._local_var(item.local, set(var.values()))
+            local = re.sub(r"\W", "_", item.local)  # `layer3.1.relu` when opened, below
+            name = "out" if once or last else self._local_var(local, set(var.values()))
             var[output] = name
             lines.append(f"{name} = {expr}")
         lines.append(self._return(scope, var))
         self.cls.lines_forward = lines
         self.cls.signature = ", ".join(f"{a}: torch.Tensor" for a in arg_names)
+
+    def _open_tapped(self, items: list[Item], inputs: set[str], results: set[str]) -> list[Item]:
+        """A layer inside a block may be read from outside it (`from: layer3.1.relu`): the
+        forward then runs that block's children itself, in order, through their dotted
+        attributes (`getattr(self.layer3, "1").relu`), so the inner result is at hand. The modules,
+        and so the state_dict, stay as they are."""
+        while True:
+            made = inputs | {item.output for item in items}
+            wanted = {r for item in items for r in item.inputs} | results
+            missing = sorted(wanted - made)
+            tapped = next(
+                (
+                    i
+                    for i, item in enumerate(items)
+                    if item.node is None and any(r.startswith(item.path + ".") for r in missing)
+                ),
+                None,
+            )
+            if tapped is None:
+                return _in_order(items)
+            outer = items[tapped]
+            inner = [
+                Item(child.path, f"{outer.local}.{child.local}", child.node, child.scope)
+                for child in self.gen.children[outer.path]
+            ]
+            items = [*items[:tapped], *inner, *items[tapped + 1 :]]
 
     def _runtime_inputs(self, item: Item) -> tuple[str, ...]:
         refs = item.inputs
@@ -757,9 +785,38 @@ class _Context:
         return text
 
 
+def _in_order(items: list[Item]) -> list[Item]:
+    """The items in spec order, except that each comes after the items it reads (a `from:`
+    may name a later layer)."""
+    producer = {item.output: i for i, item in enumerate(items)}
+    waiting = [
+        {producer[r] for r in item.inputs if r in producer and producer[r] != i}
+        for i, item in enumerate(items)
+    ]
+    readers: dict[int, list[int]] = {}
+    for i, needs in enumerate(waiting):
+        for j in needs:
+            readers.setdefault(j, []).append(i)
+    ready = [i for i, needs in enumerate(waiting) if not needs]
+    heapq.heapify(ready)
+    order: list[Item] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(items[i])
+        for reader in readers.get(i, []):
+            waiting[reader].discard(i)
+            if not waiting[reader]:
+                heapq.heappush(ready, reader)
+    return order
+
+
 def _attr(local: str) -> str:
-    """How forward reaches a child module: `self.conv1`, or getattr for names like `0`."""
-    return f"self.{local}" if local.isidentifier() else f"getattr(self, {local!r})"
+    """How forward reaches a child module: `self.conv1`, getattr for names like `0`, and
+    and a dotted path into a block (see `_open_tapped`)."""
+    expr = "self"
+    for part in local.split("."):
+        expr = f"{expr}.{part}" if part.isidentifier() else f'getattr({expr}, "{part}")'
+    return expr
 
 
 def _assign(local: str, expr: str) -> str:
