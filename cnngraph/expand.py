@@ -205,6 +205,8 @@ class _Expander:
         env = self._model_params(overrides)
         self.globals = env  # what every block sees besides its own params
         shape = input_shape or self._input_shape(env)
+        self.graph.overrides = dict(overrides)
+        self.graph.input_given = input_shape is not None
         self.graph.input_shape = shape or ()
         self.graph.nodes[INPUT] = Node(INPUT, INPUT, (), {}, ("input",))
         names = {INPUT: INPUT}

@@ -72,6 +72,9 @@ class Graph:
     init: dict[str, Init] = field(default_factory=dict)  # op kind -> initial weights
     order: list[str] = field(default_factory=list)  # topological, set by the check pass
     definitions: SpecFile | None = None  # the spec's typed definitions (the code generator's)
+    # what the caller set over the spec (`--set`, `--input`): a built file takes them as defaults
+    overrides: dict[str, Any] = field(default_factory=dict)
+    input_given: bool = False
 
     def where(self, path: KeyPath, at_key: bool = False) -> Location:
         return self.doc.where(path, at_key)

@@ -283,6 +283,30 @@ def test_numbered_blocks_with_a_residual_are_sequentials(width: int, depth: int)
         assert torch.equal(module(x), reference(x))
 
 
+@pytest.mark.parametrize(
+    ("spec", "params", "shape"),
+    [
+        ("lenet5.yaml", {"num_classes": 7}, (1, 32, 32)),
+        ("resnet.yaml", {"layers": [2, 2, 3, 2], "block": "basic"}, (3, 96, 80)),
+        ("efficientnet.yaml", {"width_mult": 0.5}, None),
+    ],
+)
+def test_params_and_input_set_at_build_are_the_files_defaults(
+    spec: str, params: dict[str, Any], shape: tuple[int, ...] | None
+) -> None:
+    """`cnngraph build --set ... --input ...`: the class built without arguments is the model
+    compiled with those settings, and the file says how it was built."""
+    compiled = cnngraph.load(SPECS / spec, params=params, input_shape=shape)
+    source = compiled.torch_source()
+    assert "# Built with " + ", ".join(f"{k}={v!r}" for k, v in params.items()) in source
+    with torch.device("meta"):
+        module = _exec(source, compiled.name)().eval()
+        out = module(torch.empty(1, *compiled.input_shape))
+    assert sum(p.numel() for p in module.parameters()) == compiled.params
+    assert list(module.state_dict()) == _compiled_state_keys(compiled)
+    assert tuple(out.shape[1:]) == compiled.output_shape
+
+
 def test_a_snapshot_says_why_and_takes_no_arguments() -> None:
     """Where a construct is not translated (here a join switched by a param), the file is the
     compiled expansion: its header names the construct, and no param is an argument that

@@ -54,7 +54,7 @@ class DefinitionGenerator(ForwardWriter):
         parts += self.output_types
         parts += [b.source for b in self.order]
         parts.append(root)
-        text = header(self.spec.name, spec_file, self.needs).rstrip("\n") + "\n"
+        text = header(self.spec.name, spec_file, self.needs, self._settings()).rstrip("\n") + "\n"
         for table in self.module_dicts:  # statements follow the imports after one blank line
             text += "\n" + table.rstrip("\n") + "\n"
         return double_quoted("\n\n".join([text, *(p.rstrip("\n") + "\n" for p in parts)]))
@@ -253,6 +253,13 @@ class DefinitionGenerator(ForwardWriter):
 
     # ---- the model class -----------------------------------------------------------------------
 
+    def _settings(self) -> str:
+        """`num_classes=7, input [1, 32, 32]`: what the caller set over the spec."""
+        parts = [f"{k}={v!r}" for k, v in self.graph.overrides.items()]
+        if self.graph.input_given:
+            parts.append(f"input {list(self.graph.input_shape)}")
+        return ", ".join(parts)
+
     def _root(self) -> str:
         ctx = Ctx({}, Names(), Writer(), class_name=camel(self.spec.name))
         ctx.fwd_names = Names(["x"])
@@ -262,7 +269,8 @@ class DefinitionGenerator(ForwardWriter):
         keywords = self._param_signature(
             self.model_params, {k: [v] for k, v in self.graph.params.items()}, ctx
         )
-        shape = tuple(pyexpr.value(d, ctx.env, self.needs) for d in self.spec.input)
+        given = self.graph.input_shape if self.graph.input_given else None  # from `--input`
+        shape = tuple(pyexpr.value(d, ctx.env, self.needs) for d in given or self.spec.input)
         layer_names = {key for key, _ in pairs(self.spec.layers) if key is not None}
         dims = f"({', '.join(d.text for d in shape)}{',' if len(shape) == 1 else ''})"
         if any(not d.constant for d in shape) and "input_shape" not in layer_names:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ... import symbolic as sym
@@ -201,7 +201,13 @@ class GeneratorState:
         if model.graph.definitions is None:
             raise Unsupported("a model without its definitions")
         self.spec = model.graph.definitions
-        self.model_params = parse_params(self.spec.params)
+        # a param set from outside (`--set`) is the file's default: the file builds that model
+        self.model_params = [
+            replace(p, default=self.graph.overrides[p.name], required=False)
+            if p.name in self.graph.overrides
+            else p
+            for p in parse_params(self.spec.params)
+        ]
         self.global_names = {p.name for p in self.model_params}
         self.needs: set[str] = set()
         self.blocks: dict[str, BlockClass] = {}
