@@ -10,9 +10,10 @@ from typing import Literal
 Severity = Literal["error", "warning"]
 
 # The catalogue of stable codes. A code never changes meaning once released; docs/diagnostics.md
-# lists them with examples. 1xx: reading the file, 2xx: schema, 3xx: expansion and expressions,
-# 4xx: graph structure, 5xx: shapes.
+# lists them with examples. 0xx: the run itself, 1xx: reading the file, 2xx: schema, 3xx:
+# expansion and expressions, 4xx: graph structure, 5xx: shapes.
 CODES: dict[str, str] = {
+    "CG001": "too many errors",
     "CG100": "file cannot be read",
     "CG101": "YAML syntax error",
     "CG102": "JSON syntax error",
@@ -124,6 +125,12 @@ class SpecError(Exception):
         super().__init__(summary)
 
 
+# A file with thousands of mistakes gets the first ones, quickly: each error may cost a search
+# for a suggestion, and no one reads the thousandth.
+MAX_ERRORS = 100
+MAX_WARNINGS_PER_CODE = 20
+
+
 class Diagnostics:
     """Collects a run's diagnostics; identical reports from many block instances fold into one."""
 
@@ -131,6 +138,9 @@ class Diagnostics:
         self._items: list[Diagnostic] = []
         self._seen: dict[tuple[str, str, int | None, int | None, str], int] = {}
         self._repeats: dict[int, int] = {}
+        self._errors = 0
+        self._warnings: dict[str, list[int]] = {}  # code -> indices of the warnings kept
+        self._unshown: dict[str, int] = {}  # code -> warnings past MAX_WARNINGS_PER_CODE
 
     def add(self, diagnostic: Diagnostic, fold_key: str | None = None) -> None:
         """Record a diagnostic. One with the same code and location as an earlier one (a block
@@ -143,8 +153,26 @@ class Diagnostics:
         if index is not None:
             self._repeats[index] = self._repeats.get(index, 0) + 1
             return
+        if not diagnostic.is_error:
+            kept = self._warnings.setdefault(diagnostic.code, [])
+            if len(kept) >= MAX_WARNINGS_PER_CODE:
+                self._unshown[diagnostic.code] = self._unshown.get(diagnostic.code, 0) + 1
+                return
+            kept.append(len(self._items))
         self._seen[key] = len(self._items)
         self._items.append(diagnostic)
+        if diagnostic.is_error:
+            self._errors += 1
+            if self._errors >= MAX_ERRORS:
+                self._items.append(
+                    Diagnostic(
+                        "CG001",
+                        f"stopped after {MAX_ERRORS} errors",
+                        Location(loc.file),
+                        "fix these and run again",
+                    )
+                )
+                raise SpecError(self.items())
 
     def error(
         self,
@@ -173,16 +201,22 @@ class Diagnostics:
 
     @property
     def has_errors(self) -> bool:
-        return any(d.is_error for d in self._items)
+        return self._errors > 0
 
     def items(self) -> list[Diagnostic]:
         out: list[Diagnostic] = []
+        last_kept = {kept[-1]: code for code, kept in self._warnings.items()}
         for index, d in enumerate(self._items):
+            notes = d.notes
             more = self._repeats.get(index, 0)
             if more:
-                note = f"the same problem occurs in {more} more place(s) built from this definition"
-                d = Diagnostic(d.code, d.message, d.location, d.hint, d.severity, (*d.notes, note))
-            out.append(d)
+                notes += (
+                    f"the same problem occurs in {more} more place(s) built from this definition",
+                )
+            unshown = self._unshown.get(last_kept.get(index, ""), 0)
+            if unshown:
+                notes += (f"and {unshown} more {d.code} warning(s) like this, not shown",)
+            out.append(replace(d, notes=notes) if notes != d.notes else d)
         return sorted(out, key=_order)
 
     def raise_if_errors(self) -> None:
@@ -198,8 +232,25 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate `name` is most likely a typo of, if any is close enough."""
     import difflib  # only needed when something is wrong; keeps start-up fast
 
-    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    # A similarity of 0.6 needs lengths within 3:7 of each other: the rest cannot match. Past
+    # MAX_SUGGESTION_SEARCH names (a spec with thousands of layers) no search is made, so that
+    # a hundred mistakes cost no more than a hundred small searches.
+    near = [c for c in candidates if 7 * min(len(c), len(name)) >= 3 * max(len(c), len(name))]
+    if len(near) > MAX_SUGGESTION_SEARCH:
+        return None
+    matches = difflib.get_close_matches(name, near, n=1, cutoff=0.6)
     return matches[0] if matches else None
+
+
+MAX_SUGGESTION_SEARCH = 2000
+
+
+def listing(names: Iterable[str], limit: int = 12) -> str:
+    """`a, b, c` for a hint; past `limit` names, `... and N more` (a spec may have thousands)."""
+    shown = list(names)
+    if len(shown) <= limit:
+        return ", ".join(shown)
+    return f"{', '.join(shown[:limit])}, ... and {len(shown) - limit:,} more"
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import pydantic_errors
-from .errors import Diagnostics, did_you_mean
+from .errors import Diagnostics, did_you_mean, listing
 from .expr import (
     INVALID,
     Deferred,
@@ -53,6 +53,7 @@ MAX_NODES = 50_000
 # Entries looked at while expanding, switched-off ones and empty repeats included: blocks
 # calling blocks a thousand times each can make 10**12 of them and no layer at all.
 MAX_ENTRIES = 2 * MAX_NODES
+MAX_NAME_TEMPLATE = 200  # `names:`, formatted once per copy
 ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "for", "names", "spread", "if", "init"})
 _SEQUENCE = " sequence"  # marks an inline list of layers; a space keeps it apart from user keys
 TYPES: dict[str, tuple[type, ...]] = {
@@ -240,8 +241,7 @@ class _Expander:
                     "CG307",
                     f"unknown model param '{key}'",
                     self.doc.where(("params",), at_key=True),
-                    did_you_mean(key, known)
-                    or f"model params: {', '.join(sorted(known)) or 'none'}",
+                    did_you_mean(key, known) or f"model params: {listing(sorted(known)) or 'none'}",
                 )
         env = Env()
         for p in decls:
@@ -580,6 +580,8 @@ class _Expander:
         nsrc = (*esrc, "names")
         values = ChainMap({"i": i, "n": i + 1}, env.values)
         try:
+            if isinstance(template, str) and len(template) > MAX_NAME_TEMPLATE:
+                raise ValueError(f"the template is over {MAX_NAME_TEMPLATE} characters")
             fields = list(string.Formatter().parse(template)) if isinstance(template, str) else []
             parts = []
             for literal, field, spec, conversion in fields:
@@ -696,7 +698,7 @@ class _Expander:
                     "CG401",
                     f"unknown reference '{ref}' in `from` of '{local}'",
                     self.doc.where(rsrc),
-                    did_you_mean(ref, names) or f"names here: {', '.join(names)}",
+                    did_you_mean(ref, names) or f"names here: {listing(names)}",
                 )
                 return None
         return out
@@ -906,7 +908,7 @@ class _Expander:
                 "CG205",
                 f"unknown block '{name}'",
                 self.doc.where((*esrc, "block")),
-                hint or f"blocks: {', '.join(self.spec.blocks) or 'none defined'}",
+                hint or f"blocks: {listing(self.spec.blocks) or 'none defined'}",
             )
             return None
         if name in self.stack:
@@ -948,7 +950,7 @@ class _Expander:
                     f"block '{name}' has no param '{key}'",
                     self.doc.where((*esrc, key), at_key=True),
                     did_you_mean(key, declared)
-                    or f"params of '{name}': {', '.join(sorted(declared)) or 'none'}",
+                    or f"params of '{name}': {listing(sorted(declared)) or 'none'}",
                 )
         symbol = ShapeSymbol(first_input)
         self.symbols.append(symbol)
