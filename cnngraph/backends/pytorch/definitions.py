@@ -10,11 +10,13 @@ the file built at the defaults builds any member of a family.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ... import symbolic as sym
+from ...ir import Scope
 from ...ops import OPS
 from ...ops.base import ShapeCode
 from ...spec import BlockDef, ResidualSpec, init_rule
@@ -159,21 +161,32 @@ class DefinitionGenerator(ForwardWriter):
         ctx.fwd.line(f"return {out.var}")
         return out
 
+    @functools.cached_property
+    def _instances(self) -> dict[str, list[Scope]]:
+        """The compiled instances of each block, by the block's name (looked up per block:
+        scanning every scope for each of thousands of blocks would be quadratic)."""
+        out: dict[str, list[Scope]] = {}
+        for scope in self.graph.scopes.values():
+            if scope.kind == "block":
+                out.setdefault(str(scope.label), []).append(scope)
+        return out
+
+    @functools.cached_property
+    def _ranks(self) -> dict[str, int]:
+        return {layer.name: len(layer.shape) for layer in self.model.layers}
+
     def _instance_values(self, block: str) -> dict[str, list[Any]]:
         """Each param's values in the compiled instances (for type hints)."""
         out: dict[str, list[Any]] = {}
-        for scope in self.graph.scopes.values():
-            if scope.kind == "block" and scope.label == block:
-                for key, value in scope.params.items():
-                    out.setdefault(key, []).append(value)
+        for scope in self._instances.get(block, []):
+            for key, value in scope.params.items():
+                out.setdefault(key, []).append(value)
         return out
 
     def _input_shape(self, block: str) -> ShapeCode:
         """The rank of the block's input, from an instance (3 where none is compiled)."""
-        ranks = {layer.name: len(layer.shape) for layer in self.model.layers}
-        for scope in self.graph.scopes.values():
-            instance = scope.kind == "block" and scope.label == block and scope.inputs
-            if instance and ranks.get(scope.inputs[0]) == 1:
+        for scope in self._instances.get(block, []):
+            if scope.inputs and self._ranks.get(scope.inputs[0]) == 1:
                 return (sym.code("in_channels"),)
         if self.track_size:
             return (sym.code("in_channels"), sym.code("in_height"), sym.code("in_width"))
