@@ -67,7 +67,8 @@ def _load(
     inference = ShapeInference(graph)  # after check: it walks the graph in `graph.order`
     if ordered and graph.input_shape:
         layers = inference.run(graph.input_shape, diags)
-        if any(d.code.startswith("CG5") for d in diags.items()):
+        # (not for CG508: sizes past the limits are too large at any input)
+        if any(d.code.startswith("CG5") and d.code != "CG508" for d in diags.items()):
             _note_valid_sizes(inference, graph.input_shape, diags)
     diags.raise_if_errors()
     return Model(graph, layers, inference, diags.items())

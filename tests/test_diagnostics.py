@@ -493,8 +493,10 @@ def test_absurd_sizes() -> None:
     expect(spec("- relu", input_="[3, 100000000, 3]"), "CG202", "100000000")
     text = spec("c: {op: conv2d, out_channels: 1000000000, kernel_size: 1}")
     expect(text, "CG202", "1000000000")
-    text = spec("f: {op: flatten}", input_="[16384, 2048, 2048]")
+    text = spec("f: {op: flatten}", input_="[256, 256, 512]")  # 2**25 features
     expect(text, "CG508", "f: {op")
+    text = spec("f: {op: flatten}", input_="[16384, 2048, 2048]")  # 2**36 values
+    expect(text, "CG508", "[16384")
 
 
 def test_pool_padding_too_large() -> None:

@@ -3,6 +3,7 @@ op object and the same shapes that produced its output shape, never from a secon
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 from ..errors import Diagnostics
@@ -10,6 +11,10 @@ from ..expr import Deferred, ExprError, Pending, ShapeSymbol, evaluate
 from ..ir import INPUT, Graph, Node
 from ..ops import MAX_DIM, Op, Shape, ShapeError
 from .validate import build_op
+
+# One tensor of one sample, or one layer's weights: far past any real network (32 GiB as
+# float32), and what no device allocates.
+MAX_VALUES = 1 << 33
 
 
 class LayerInfo(NamedTuple):
@@ -43,6 +48,15 @@ class ShapeInference:
 
     def run(self, input_shape: Shape, diags: Diagnostics) -> dict[str, LayerInfo]:
         """Infer every node's shape and costs for `input_shape`, reporting problems."""
+        if math.prod(input_shape) > MAX_VALUES:
+            diags.error(
+                "CG508",
+                f"the input {list(input_shape)} holds {math.prod(input_shape):,} values per "
+                f"sample, over {MAX_VALUES:,}",
+                self.graph.where(("input",)),
+                "no device holds it; give a smaller input",
+            )
+            return {}
         shapes: dict[str, Shape] = {INPUT: input_shape}
         layers = {INPUT: LayerInfo(INPUT, INPUT, None, (), (), input_shape, 0, 0)}
         for node in self._ordered:
@@ -142,6 +156,20 @@ class ShapeInference:
                 raise ShapeError(
                     "CG508", f"{node.kind} output {list(out)} has a dimension above {MAX_DIM:,}"
                 )
+            if math.prod(out) > MAX_VALUES:
+                raise ShapeError(
+                    "CG508",
+                    f"{node.kind} output {list(out)} holds {math.prod(out):,} values per sample, "
+                    f"over {MAX_VALUES:,} ({4 * MAX_VALUES // 2**30} GiB as float32)",
+                    "no device holds it; check the input size and the channel counts",
+                )
+            params = op.count_params(in_shapes, out) if costs else 0
+            if params > MAX_VALUES:
+                raise ShapeError(
+                    "CG508",
+                    f"{node.kind} has {params:,} weights, over {MAX_VALUES:,}",
+                    "no device holds them; check the channel and feature counts",
+                )
         except ShapeError as exc:
             if diags is not None:
                 if exc.field in node.fields:
@@ -152,7 +180,6 @@ class ShapeInference:
                     exc.code, f"{node.name}: {exc.message}", loc, exc.hint, fold_key=exc.message
                 )
             return None
-        params = op.count_params(in_shapes, out) if costs else 0
         macs = op.count_macs(in_shapes, out) if costs else 0
         return LayerInfo(node.name, node.kind, op, node.inputs, in_shapes, out, params, macs)
 

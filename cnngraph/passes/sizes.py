@@ -112,7 +112,8 @@ def _period(inference: ShapeInference, shape: Shape, axis: int) -> int:
 
 def _scan(name: str, nominal: int, period: int, test: Callable[[int], bool]) -> AxisRule | None:
     # Past the nominal size too: when the nominal size fails, the smallest that works is news.
-    minimum = _first_valid(test, max(2 * nominal, 512), period)
+    # Up to the nominal size when it compiles: far larger ones may hold too many values.
+    minimum = _first_valid(test, nominal if test(nominal) else max(2 * nominal, 512), period)
     if minimum is None:
         return None
     valid = [test(n) for n in range(minimum, minimum + period)]
