@@ -7,10 +7,12 @@ attributes, or calls a function outside FUNCTIONS.
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
@@ -21,9 +23,13 @@ MAX_EXPRESSION_DEPTH = 100
 MAX_EXPRESSION_CHARS = 1000
 MAX_INT = 2**63  # far beyond any real layer size, small enough to keep arithmetic cheap
 MAX_LIST = 10_000  # items in a list (nested lists counted in full) or characters in a text
-# Steps and list items one evaluation may spend: a few hundred milliseconds at most, and far
-# beyond any real spec's expression (a 1,000-item comprehension costs about 10,000).
-MAX_WORK = 1_000_000
+# Steps and list items one evaluation may spend (about a microsecond each): far beyond any
+# real spec's expression (a 1,000-item comprehension costs about 10,000) ...
+MAX_WORK = 200_000
+# ... and all the evaluations of one compile together (a 50,000-layer spec spends about 20 per
+# layer): a file cannot multiply the first limit by its number of layers.
+MAX_TOTAL_WORK = 2_000_000
+_TOTAL_WORK: ContextVar[list[int] | None] = ContextVar("cnngraph_total_work", default=None)
 
 _REFERENCE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 
@@ -292,7 +298,25 @@ def evaluate(text: str, env: Mapping[str, Any], resolve: Resolver | None = None)
     A Pending value is handed to `resolve`; without one, NeedsShape is raised so the caller can
     defer the whole expression. Raises ExprError for the user's mistakes.
     """
-    return _Evaluator(env, resolve, _Budget()).eval(compile_expression(text))
+    tree = compile_expression(text)
+    total = _TOTAL_WORK.get()
+    budget = _Budget(MAX_WORK if total is None else min(MAX_WORK, total[0]))
+    budget.shared = total is not None and total[0] < MAX_WORK
+    try:
+        return _Evaluator(env, resolve, budget).eval(tree)
+    finally:
+        if total is not None:
+            total[0] -= budget.spent
+
+
+@contextlib.contextmanager
+def work_budget() -> Iterator[None]:
+    """Evaluations inside share MAX_TOTAL_WORK (one compile)."""
+    token = _TOTAL_WORK.set([MAX_TOTAL_WORK])
+    try:
+        yield
+    finally:
+        _TOTAL_WORK.reset(token)
 
 
 def check_names(text: str, env: Mapping[str, Any]) -> None:
@@ -309,21 +333,29 @@ def check_names(text: str, env: Mapping[str, Any]) -> None:
     names = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in functions]
     for node in names:
         if node.id not in env and node.id not in known:
-            _Evaluator(env, None, _Budget()).eval(node)  # raises the evaluator's CG302
+            _Evaluator(env, None, _Budget(1)).eval(node)  # raises the evaluator's CG302
 
 
 class _Budget:
     """The work one evaluation may still do, shared by the scopes of its comprehensions."""
 
-    def __init__(self) -> None:
-        self.left = MAX_WORK
+    def __init__(self, left: int) -> None:
+        self.left = left
+        self.spent = 0
+        self.shared = False  # what is left is the compile's, not one expression's
 
     def spend(self, units: int) -> None:
         self.left -= units
+        self.spent += units
         if self.left < 0:
+            what = (
+                f"the spec's expressions together do too much work (over {MAX_TOTAL_WORK:,}"
+                if self.shared
+                else f"expression does too much work (over {MAX_WORK:,}"
+            )
             raise ExprError(
                 "CG304",
-                f"expression does too much work (over {MAX_WORK:,} steps and list items)",
+                f"{what} steps and list items)",
                 "expressions compute sizes and small tables; build big structures with "
                 "`repeat` and `for`",
             )

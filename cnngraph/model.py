@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from . import source
+from . import expr, source
 from .errors import Diagnostic, Diagnostics, SpecError
 from .expand import expand
 from .ir import INPUT, Graph, Scope
@@ -32,7 +32,7 @@ def load(
     `params` overrides model-level params; `input_shape` overrides the spec's input. Raises
     SpecError, whose `.diagnostics` lists every problem found.
     """
-    with _without_gc():
+    with _without_gc(), expr.work_budget():
         return _load(spec, params, input_shape, name)
 
 

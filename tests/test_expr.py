@@ -131,3 +131,51 @@ def test_source_of(value: object, expected: str | None) -> None:
 def test_malformed_reference() -> None:
     with pytest.raises(ExprError):
         source_of("$5x")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("sum([[1, 2], [3]], [0])", [0, 1, 2, 3]),  # as Python's, in linear time
+        ("'%3d|%-4s|%.2f|%%' % [7, 'ab', 0.5]", None),  # a list is one argument: refused
+        ("'%3d|%%' % 7", "  7|%"),
+        ("len([[0] * 99] * 99)", 99),  # 9,900 items (and 99 lists) counted through the alias
+    ],
+)
+def test_bounded_constructs_still_compute(text: str, expected: Any) -> None:
+    if expected is None:
+        with pytest.raises(ExprError):
+            evaluate(text, ENV)
+    else:
+        assert evaluate(text, ENV) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "len(sum([[1] * 4000] * 4000, []))",
+        "len([range(10000) for x in range(10000)])",
+        "len([[[1] * 9999] * 9999] * 9999)",
+        "[[[1] * 99] * 99] * 99 == [[[1] * 99] * 99] * 99",
+        "len('%10000000000d' % 1)",
+        "len('%*d' % [5, 1])",
+        "len([x for x in range(10000) for y in range(10000)])",
+    ],
+)
+def test_one_budget_bounds_every_construct(text: str) -> None:
+    with pytest.raises(ExprError) as info:
+        evaluate(text, ENV)
+    assert info.value.code == "CG304"
+
+
+def test_a_compile_shares_one_budget_across_expressions() -> None:
+    """Each expression within its own limit, a thousand of them over the compile's."""
+    import cnngraph
+
+    heavy = "len([x for x in range(5000) if x >= 0])"  # about 20,000 units, under 200,000
+    spec = "cnngraph: 1\nname: t\ninput: [3, 8, 8]\nlayers:\n"
+    spec += f'  r: {{op: relu, repeat: 1000, inplace: "${{{heavy} < 0}}"}}\n'
+    with pytest.raises(cnngraph.SpecError) as info:
+        cnngraph.load(spec)
+    first = info.value.diagnostics[0]
+    assert first.code == "CG304" and "together" in first.message

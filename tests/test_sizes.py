@@ -146,3 +146,24 @@ def test_a_huge_input_or_kernel_is_analysed_quickly() -> None:
     pool += "  p: {op: max_pool2d, kernel_size: 59999, stride: 3}\n"
     rules = cnngraph.load(pool).input_size_rules
     assert rules is not None and rules[0].describe() == "H >= 59999"
+
+
+def test_size_scans_evaluate_channel_expressions_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An expression reading in_channels is evaluated again only when a channel count it
+    read changes, not for each of the sizes a scan tries."""
+    from cnngraph.passes import infer
+
+    calls: list[str] = []
+    real = infer.evaluate
+
+    def counting(text: str, *args: object, **kwargs: object) -> object:
+        calls.append(text)
+        return real(text, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(infer, "evaluate", counting)
+    text = UNET.replace(
+        "out_channels: 16, kernel_size: 2", 'out_channels: "${in_channels * 16}", kernel_size: 2'
+    )
+    model = cnngraph.load(text)
+    assert model.input_size_rules is not None
+    assert 0 < len(calls) <= 2

@@ -45,6 +45,8 @@ class ShapeInference:
         # Only nodes whose result depends on nothing but their input shapes are memoised.
         self._plan = [(n, n.op is not None and n.when is True) for n in self._ordered]
         self._memo: dict[tuple[str, tuple[Shape, ...]], Shape | None] = {}
+        # Deferred expressions by id (the graph keeps them alive): what each read, and gave
+        self._evaluated: dict[int, tuple[list[tuple[Pending, Any]], Any]] = {}
 
     def run(self, input_shape: Shape, diags: Diagnostics) -> dict[str, LayerInfo]:
         """Infer every node's shape and costs for `input_shape`, reporting problems."""
@@ -208,6 +210,32 @@ class ShapeInference:
                 self._ops[cache_key] = op
         return op
 
+    def _deferred(self, value: Deferred, shapes: dict[str, Shape]) -> Any:
+        """An expression that reads channel counts, evaluated again only when those counts
+        change: size scans infer shapes many times, and an expression may be costly (or fail
+        after costing its whole budget)."""
+        known = self._evaluated.get(id(value))
+        if known is not None:
+            reads, outcome = known
+            if all(self._resolve(p, shapes) == v for p, v in reads):
+                if isinstance(outcome, ExprError):
+                    raise outcome
+                return outcome
+        reads = []
+
+        def read(pending: Pending) -> Any:
+            got = self._resolve(pending, shapes)
+            reads.append((pending, got))
+            return got
+
+        try:
+            outcome = evaluate(value.text, value.env, read)
+        except ExprError as exc:
+            self._evaluated[id(value)] = (reads, exc)
+            raise
+        self._evaluated[id(value)] = (reads, outcome)
+        return outcome
+
     def _resolve(self, value: Any, shapes: dict[str, Shape]) -> Any:
         if isinstance(value, list):
             return [self._resolve(v, shapes) for v in value]
@@ -217,7 +245,7 @@ class ShapeInference:
                 raise _Unknown
             return shape[0]
         if isinstance(value, Deferred):
-            return evaluate(value.text, value.env, lambda p: self._resolve(p, shapes))
+            return self._deferred(value, shapes)
         if isinstance(value, Pending):  # pragma: no cover - the two kinds above are all
             raise _Unknown
         return value
