@@ -9,6 +9,7 @@ replaces the paths of blocks and repeats with the nodes producing their results.
 from __future__ import annotations
 
 import keyword
+import math
 import re
 import string
 from collections import ChainMap
@@ -252,9 +253,10 @@ class _Expander:
                 if _too_large(value):
                     self.diags.error(
                         "CG307",
-                        f"model param '{p.name}' is given a number over {MAX_INT_BITS} bits",
+                        f"model param '{p.name}' is given a number over {MAX_INT_BITS} bits "
+                        "or one that is not finite",
                         self.doc.where(("params",), at_key=True),
-                        "sizes and counts are far smaller",
+                        "sizes, counts and rates are finite and far smaller",
                     )
                     value = INVALID
             elif p.required:
@@ -1319,7 +1321,9 @@ def _type_of(default: Any) -> str:
 
 def _too_large(value: Any) -> bool:
     """An integer too large to mean anything here (and to print: Python's limit is 4,300
-    digits), alone or in a table."""
+    digits), or an infinite or NaN float, alone or in a table."""
     if isinstance(value, (list, tuple)):
         return any(_too_large(v) for v in value)
+    if isinstance(value, float):
+        return not math.isfinite(value)
     return type(value) is int and value.bit_length() > MAX_INT_BITS

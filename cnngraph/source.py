@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import stat
 from collections.abc import Mapping
@@ -106,7 +107,9 @@ def lookup(data: Any, path: KeyPath) -> Any:
 def read(source: str | Path | Mapping[str, Any], name: str | None = None) -> Document:
     """Load a spec from a path, from YAML/JSON text, or from an in-memory mapping."""
     if isinstance(source, Mapping):
-        return Document(name or "<dict>", dict(source))
+        file = name or "<dict>"
+        _check_values(source, file)
+        return Document(file, dict(source))
     if isinstance(source, Path) or _looks_like_path(source):
         path = Path(source)
         file = name or str(source)
@@ -145,6 +148,25 @@ def read_text(path: Path, file: str) -> str:
             Location(file),
         )
     return data.decode("utf-8")
+
+
+def _check_values(data: Any, file: str) -> None:
+    """A mapping given in memory holds what a file could: finite numbers, integers of at most
+    MAX_INT_BITS, and at most MAX_VALUES values (a file's reader checks these as it goes)."""
+    todo, count = [data], 0
+    while todo:
+        value = todo.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise _fail("CG105", f"spec holds more than {MAX_VALUES:,} values", Location(file))
+        if isinstance(value, Mapping):
+            todo.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            todo.extend(value)
+        elif type(value) is float and not math.isfinite(value):
+            raise _fail("CG202", f"{value!r} is not a finite number", Location(file))
+        elif type(value) is int and value.bit_length() > MAX_INT_BITS:
+            raise _fail("CG202", f"a number over {MAX_INT_BITS} bits", Location(file))
 
 
 def _looks_like_path(text: str) -> bool:
@@ -286,6 +308,13 @@ class _Builder:
                 ) from None
             if type(value) is int and value.bit_length() > MAX_INT_BITS:
                 raise self._too_large(node, path)
+            if type(value) is float and not math.isfinite(value):
+                raise _fail(
+                    "CG202",
+                    f"{node.value!r} is not a finite number",
+                    self.loc(node, path),
+                    "sizes, rates and factors are finite numbers",
+                )
             return value
         if id(node) in self.open:
             raise _fail(
