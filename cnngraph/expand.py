@@ -203,7 +203,9 @@ class _Expander:
 
     # ---- top level -------------------------------------------------------------------------
 
-    def run(self, overrides: Mapping[str, Any], input_shape: tuple[int, ...] | None) -> Graph:
+    def run(
+        self, overrides: Mapping[str, Any], input_shape: tuple[int, ...] | None
+    ) -> Graph | None:
         env = self._model_params(overrides)
         self.globals = env  # what every block sees besides its own params
         shape = input_shape or self._input_shape(env)
@@ -217,7 +219,7 @@ class _Expander:
         try:
             last = self._body(self.spec.layers, "", [INPUT], env, ("layers",), names, ())
         except _TooLarge:
-            return self.graph
+            return None  # a part of the model, too large already: nothing more to check
         self._outputs(names, last)
         self._link()
         self.graph.params = dict(self.globals.values)

@@ -155,6 +155,26 @@ CASES: dict[str, Case] = {
     "blocks calling blocks a thousand times, all switched off": Case(
         {"s.yaml": BLOCK_BOMB}, ["validate", "s.yaml"], "CG311"
     ),
+    "a billion layers": Case(
+        {
+            "s.yaml": HEAD + "blocks:\n  b1: {layers: {x: {op: relu, repeat: 1000}}}\n"
+            "  b2: {layers: {x: {block: b1, repeat: 1000}}}\n"
+            "layers:\n  x: {block: b2, repeat: 1000}\n"
+        },
+        ["validate", "s.yaml"],
+        "CG311",
+    ),
+    "5,000 outputs": Case(
+        {
+            "s.yaml": _spec(_many(5000, lambda i: f"  l{i}: {{op: relu, from: input}}\n"))
+            + "outputs: ["
+            + ", ".join(f"l{i}" for i in range(5000))
+            + "]\n"
+        },
+        ["validate", "s.yaml"],
+        None,
+        exit=0,
+    ),
     "a names template of 200,000 characters": Case(
         {"s.yaml": _spec("  r: {op: relu, repeat: 1000, names: '" + "{i}" * 70000 + "'}\n")},
         ["validate", "s.yaml"],
