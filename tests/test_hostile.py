@@ -6,6 +6,7 @@ input has them. Specs the validator accepts build into modules that import and r
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import re
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import cnngraph
 from cnngraph.cli import main
@@ -371,25 +374,47 @@ CASES: dict[str, Case] = {
 }
 
 
-def _child(case: Case, cwd: str, connection: multiprocessing.connection.Connection) -> None:
-    os.chdir(cwd)
+def _bounded(run: Callable[[], int], connection: multiprocessing.connection.Connection) -> None:
+    """In the child: `run` under the memory bound; sends its result and the CPU it took.
+    The objects inherited from the test process are frozen: a collection walking them would
+    copy their pages and charge the child for the test process's size."""
+    gc.freeze()
     with open("/proc/self/status") as status:
         size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
     resource.setrlimit(resource.RLIMIT_AS, (size + MEMORY, size + MEMORY))
     start = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        code = run()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 2
+    except MemoryError:
+        code = -1
+    end = resource.getrusage(resource.RUSAGE_SELF)
+    connection.send((code, end.ru_utime - start.ru_utime + end.ru_stime - start.ru_stime))
+
+
+def _command(case: Case, cwd: str, connection: multiprocessing.connection.Connection) -> None:
+    os.chdir(cwd)
     with open("output", "w") as out:
         os.dup2(out.fileno(), 1)
         os.dup2(out.fileno(), 2)
         sys.stdout = sys.stderr = out
-        try:
-            code = main(case.args)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 2
-        except MemoryError:
-            code = -1
-    end = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = end.ru_utime - start.ru_utime + end.ru_stime - start.ru_stime
-    connection.send((code, cpu))
+        _bounded(lambda: main(case.args), connection)
+
+
+def _in_child(target: Callable[..., None], *args: object) -> tuple[int, float]:
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=target, args=(*args, send))
+    child.start()
+    child.join(30)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        pytest.fail("the command did not end within 30 s")
+    assert receive.poll(), f"the child died (exit {child.exitcode})"
+    code, cpu = receive.recv()
+    return int(code), float(cpu)
 
 
 def _run(case: Case, directory: Path) -> tuple[int, float, str]:
@@ -401,17 +426,7 @@ def _run(case: Case, directory: Path) -> tuple[int, float, str]:
             path.write_text(content, encoding="utf-8")
     for name, kind in case.special.items():
         os.mkfifo(directory / name) if kind == "fifo" else (directory / name).mkdir()
-    context = multiprocessing.get_context("fork")
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(case, str(directory), send))
-    child.start()
-    child.join(30)
-    if child.is_alive():
-        child.kill()
-        child.join()
-        pytest.fail("the command did not end within 30 s")
-    assert receive.poll(), f"the child died (exit {child.exitcode})"
-    code, cpu = receive.recv()
+    code, cpu = _in_child(_command, case, str(directory))
     output = (directory / "output").read_text(encoding="utf-8", errors="replace")
     return code, cpu, output
 
@@ -479,3 +494,60 @@ def test_a_failed_render_keeps_an_existing_dot_file(tmp_path: Path) -> None:
     if code == 0:  # a system Graphviz with pdf support: nothing failed
         return
     assert (tmp_path / "s.dot").read_text() == "mine"
+
+
+ATOMS = [
+    "10**9", "2**62", "range(10000)", "[1] * 10000", "'x' * 9999", "in_channels", "w",
+    "[[0] * 99] * 99", "1e300", "-1", "0", "'%d'", "[w] * 5000",
+]  # fmt: skip
+OPERATORS = ["+", "-", "*", "**", "%", "//", "==", "<", "in"]
+hostile_expressions = st.recursive(
+    st.sampled_from(ATOMS),
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(OPERATORS), inner).map(
+            lambda t: f"({t[0]} {t[1]} {t[2]})"
+        ),
+        inner.map(lambda e: f"[{e} for x in range(1000)]"),
+        inner.map(lambda e: f"[x for x in {e} for y in {e}]"),
+        inner.map(lambda e: f"sum([{e}] * 100, [])"),
+        inner.map(lambda e: f"len({e})"),
+        st.tuples(inner, inner).map(lambda t: f"max({t[0]}, {t[1]})"),
+        st.tuples(inner, inner).map(lambda t: f"[{t[0]}, {t[1]}]"),
+    ),
+    max_leaves=6,
+)
+
+
+def _load(text: str) -> int:
+    try:
+        cnngraph.load(text)
+    except cnngraph.SpecError as exc:
+        assert all(d.code.startswith("CG") for d in exc.diagnostics)
+        return 1
+    return 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=hostile_expressions)
+def test_hostile_expressions_are_bounded(text: str) -> None:
+    """Random combinations of the costly constructs, in a block (where in_channels waits for
+    shapes) and at the top level: each compile ends within the bounds, with or without a
+    diagnostic."""
+    spec = (
+        HEAD
+        + "params: {w: 3}\nblocks:\n  b:\n    layers:\n"
+        + '      - {op: conv2d, out_channels: "${4 if ('
+        + text
+        + ') == 0 or true else 5}", '
+        + "kernel_size: 1}\n"
+        + f'      - {{op: relu, inplace: "${{({text}) == 0}}"}}\n'
+        + "layers:\n  x: {block: b}\n"
+        + f'  y: {{op: relu, inplace: "${{({text}) == 0}}"}}\n'
+    )
+    code, cpu = _in_child(_bounded_load, spec)
+    assert code in (0, 1), "ran out of memory" if code == -1 else code
+    assert cpu < CPU_SECONDS, f"{cpu:.2f} s of CPU"
+
+
+def _bounded_load(text: str, connection: multiprocessing.connection.Connection) -> None:
+    _bounded(lambda: _load(text), connection)

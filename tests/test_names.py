@@ -125,6 +125,44 @@ def test_every_tricky_name_validates_and_runs_or_is_refused(name: str) -> None:
     _runs(_spec(**spec))
 
 
+def _spec_of_blocks(block: str, inp: str, copy: str, label: str) -> str:
+    """The other places a name goes: a block's name, its second input, the copies a `names:`
+    template makes, and an output label."""
+    return f"""
+cnngraph: 1
+name: names
+input: [3, 8, 8]
+blocks:
+  {block}:
+    inputs: [input, {inp}]
+    layers:
+      - {{op: add, from: [input, {inp}]}}
+      - {{op: conv2d, out_channels: 3, kernel_size: 1}}
+layers:
+  stem: {{op: conv2d, out_channels: 3, kernel_size: 1}}
+  body: {{block: {block}, from: [stem, input], repeat: 2, names: "{copy}{{i}}"}}
+  head: {{op: relu}}
+outputs: {{{label}: head, other: body}}
+"""
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(block=names, inp=names, copy=names, label=names)
+def test_block_input_copy_and_output_names_build_and_run(
+    block: str, inp: str, copy: str, label: str
+) -> None:
+    text = _spec_of_blocks(block, inp, copy, label)
+    try:
+        model = cnngraph.load(text)
+    except cnngraph.SpecError as exc:
+        assert all(d.code.startswith("CG") and d.location.line for d in exc.diagnostics)
+        return
+    module = model.to_module().eval()
+    with torch.no_grad():
+        out = module(torch.randn(1, *model.input_shape))
+    assert tuple(out[0].shape[1:]) == model.outputs[label]
+
+
 @pytest.mark.parametrize("label", ["_aux", "a b", "class", "2nd", "count"])
 def test_output_labels_are_field_names(label: str) -> None:
     text = (

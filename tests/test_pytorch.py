@@ -303,6 +303,24 @@ def test_random_specs_build_with_the_inferred_shapes(spec: dict[str, Any]) -> No
     check_against_torch(model)
 
 
+def test_a_strided_block_on_a_1x1_input_keeps_its_projection() -> None:
+    """A stride-2 residual block on a 1x1 feature map: the sizes do not change, but the
+    shortcut is still the strided 1x1 conv torchvision builds (found by the test above)."""
+    spec = {
+        "cnngraph": 1,
+        "name": "tiny",
+        "input": [1, 6, 6],
+        "blocks": {"res": RANDOM_BLOCKS["res"]},
+        "layers": {
+            "p0": {"op": "max_pool2d", "kernel_size": 1, "stride": 6},
+            "r5": {"block": "res", "out": 1, "stride": 2},
+        },
+    }
+    model = cnngraph.load(spec)
+    assert model.layer("r5.shortcut").params == 3  # a 1x1 conv 1 -> 1 and its batch norm
+    check_against_torch(model)
+
+
 @pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: p.stem)
 def test_built_modules_behave_like_imported_ones(path: Path) -> None:
     """`inspect.getsource` and TorchScript read the code; deepcopy keeps the classes; a pickle

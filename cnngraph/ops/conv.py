@@ -369,7 +369,7 @@ class Projection(Op):
         source, target = shapes
         expect_rank(self.kind, source, 3)
         expect_rank(self.kind, target, 3)
-        if source == target:
+        if source == target and not self.active(shapes):
             return target
         stride = self._stride(source, target)
         got = tuple(conv_out(n, 1, s, 0, 1) for n, s in zip(source[1:], stride, strict=True))
@@ -383,7 +383,8 @@ class Projection(Op):
         return target
 
     def active(self, shapes: Sequence[Shape]) -> bool:
-        return shapes[0] != shapes[1]
+        """A conv where the shapes differ, or where a stride is set (see `infer`)."""
+        return shapes[0] != shapes[1] or self.stride not in (None, (1, 1))
 
     def is_identity(self, shapes: Sequence[Shape]) -> bool:
         return not self.active(shapes)

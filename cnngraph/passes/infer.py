@@ -6,10 +6,14 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+from .. import symbolic as sym
 from ..errors import Diagnostics
 from ..expr import Deferred, ExprError, Pending, ShapeSymbol, evaluate
+from ..formulas import conv_out
 from ..ir import INPUT, Graph, Node
 from ..ops import MAX_DIM, Op, Shape, ShapeError
+from ..ops.base import Fields
+from ..ops.conv import Projection
 from .validate import build_op
 
 # One tensor of one sample, or one layer's weights: far past any real network (32 GiB as
@@ -45,6 +49,7 @@ class ShapeInference:
         # Only nodes whose result depends on nothing but their input shapes are memoised.
         self._plan = [(n, n.op is not None and n.when is True) for n in self._ordered]
         self._memo: dict[tuple[str, tuple[Shape, ...]], Shape | None] = {}
+        self._node_ops: dict[str, Op] = {}  # the op each node was last inferred with
         # Deferred expressions by id (the graph keeps them alive): what each read, and gave
         self._evaluated: dict[int, tuple[list[tuple[Pending, Any]], Any]] = {}
 
@@ -123,6 +128,9 @@ class ShapeInference:
             return None
         if op is None:
             return None
+        self._node_ops[node.name] = op
+        if isinstance(op, Projection) and op.stride is None:
+            op = self._strided_projection(node, op, in_shapes)
         if not isinstance(when, bool):
             if diags is not None:
                 diags.error(
@@ -209,6 +217,29 @@ class ShapeInference:
             if op is not None:
                 self._ops[cache_key] = op
         return op
+
+    def _strided_projection(
+        self, node: Node, op: Projection, in_shapes: tuple[Shape, ...]
+    ) -> Projection:
+        """A residual's shortcut around a body that downsamples is a strided 1x1 conv, as in
+        torchvision, even where the sizes happen not to change (a 1x1 input to a stride-2
+        body): the weights a model has do not depend on its input size."""
+        if len(in_shapes) != 2 or in_shapes[0] != in_shapes[1] or len(in_shapes[0]) != 3:
+            return op
+        stride, current, steps = 1, node.inputs[1], 0
+        while current != node.inputs[0]:
+            inner, found = self.graph.nodes.get(current), self._node_ops.get(current)
+            steps += 1
+            if inner is None or found is None or not inner.inputs or steps > len(self._ordered):
+                return op
+            fields = {k: sym.const(v) for k, v in found.__dict__.items()}
+            rule = type(found).stride_rule(Fields(type(found), fields))
+            if rule is None or not rule.constant or not isinstance(rule.value, int):
+                return op
+            stride, current = stride * rule.value, inner.inputs[0]
+        if stride == 1 or any(conv_out(n, 1, stride, 0, 1) != n for n in in_shapes[0][1:]):
+            return op
+        return op.model_copy(update={"stride": (stride, stride)})
 
     def _deferred(self, value: Deferred, shapes: dict[str, Shape]) -> Any:
         """An expression that reads channel counts, evaluated again only when those counts
