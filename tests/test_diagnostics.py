@@ -406,6 +406,35 @@ def test_unused_layer_is_a_warning() -> None:
     ]
 
 
+def test_unused_layers_are_reported_at_their_dead_ends() -> None:
+    """One warning per unused result nothing reads; the count is of the unused layers that
+    feed that one alone (`shared` feeds two dead ends: it is counted for neither)."""
+    text = spec("""
+        a: {op: relu}
+        d1: {op: relu, from: a}
+        d2: {op: relu}
+        end1: {op: relu}
+        shared: {op: relu, from: a}
+        end2: {op: relu, from: shared}
+        end3: {op: relu, from: shared}
+        b: {op: relu, from: a}
+    """)
+    messages = [w.message for w in cnngraph.load(text).warnings]
+    assert messages == [
+        "the result of 'end1' is never used (nor 2 layer(s) feeding only it)",
+        "the result of 'end2' is never used",
+        "the result of 'end3' is never used",
+    ]
+
+
+def test_warnings_of_one_code_are_shown_twenty_times() -> None:
+    dead = "".join(f"d{i}: {{op: relu, from: a}}\n" for i in range(30))
+    text = spec("a: {op: relu}\n" + dead + "b: {op: relu, from: a}\n")
+    warnings = cnngraph.load(text).warnings
+    assert len(warnings) == 20
+    assert warnings[-1].notes[-1] == "and 10 more CG404 warning(s) like this, not shown"
+
+
 def test_unused_block_definition_is_a_warning() -> None:
     model = cnngraph.load(spec("- relu", blocks="spare: {layers: [relu]}"))
     assert [w.code for w in model.warnings] == ["CG407"]

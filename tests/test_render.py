@@ -77,6 +77,14 @@ def test_labels_are_escaped() -> None:
     assert dot.render(source, "svg").startswith(b"<?xml")
 
 
+def test_control_characters_in_names_are_shown_not_passed_to_dot() -> None:
+    """dot refuses control characters in labels: they are drawn as escapes."""
+    spec = {"cnngraph": 1, "name": "t\x1b[31m\x01", "input": [3, 8, 8], "layers": {"c": "relu"}}
+    source = cnngraph.load(spec).to_dot()
+    assert "\x1b" not in source and "\x01" not in source and "\\u001b" in source
+    assert dot.render(source, "svg").startswith(b"<?xml")
+
+
 def test_render_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     svg, png = tmp_path / "g.svg", tmp_path / "g.png"
     assert main(["render", str(SPECS / "googlenet.yaml"), "-o", str(svg), "--depth", "1"]) == 0
