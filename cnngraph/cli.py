@@ -181,10 +181,11 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
 
 
 def _input_shape(text: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not like 3x224x224") from None
+    """`3x224x224`, or as a spec writes it: `3,224,224` or `[3, 224, 224]`."""
+    parts = text.strip().strip("[]()").replace(",", "x").replace(" ", "").lower().split("x")
+    if not all(p.isascii() and p.isdigit() and len(p) <= 9 for p in parts):
+        raise argparse.ArgumentTypeError(f"'{text[:40]}' is not like 3x224x224")
+    dims = tuple(int(p) for p in parts)
     if len(dims) not in (1, 3) or min(dims) < 1:
         raise argparse.ArgumentTypeError(f"'{text}': give CxHxW or F, all positive")
     return dims

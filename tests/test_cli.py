@@ -147,6 +147,14 @@ def test_summary_depth_and_overrides(capsys: pytest.CaptureFixture[str]) -> None
     assert "resnet18: input [3, 64, 64]" in out
 
 
+@pytest.mark.parametrize("shape", ["3x64x64", "3,64,64", "[3, 64, 64]", "3X64X64"])
+def test_input_is_written_as_the_cli_or_a_spec_writes_it(
+    capsys: pytest.CaptureFixture[str], shape: str
+) -> None:
+    code, out, _ = run(capsys, "summary", str(SPECS / "resnet18.yaml"), "--input", shape)
+    assert code == 0 and "resnet18: input [3, 64, 64]" in out
+
+
 def test_a_repeat_of_a_chosen_block_is_labelled_by_the_block(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
