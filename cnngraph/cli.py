@@ -267,7 +267,8 @@ def _validate(args: argparse.Namespace) -> int:
         warnings += file_warnings
         report: dict[str, Any] = {
             "file": str(file),
-            "ok": model is not None,
+            # under --strict a warning fails the file, as it fails the run
+            "ok": model is not None and not (args.strict and file_warnings),
             "diagnostics": [d.to_dict() for d in diagnostics],
         }
         if model is not None:
@@ -287,7 +288,8 @@ def _validate(args: argparse.Namespace) -> int:
     else:
         bad = sum(not r["ok"] for r in reports)
         print(
-            f"{len(files)} file(s): {len(files) - bad} ok, {bad} with errors; "
+            f"{len(files)} file(s): {len(files) - bad} ok, {bad} "
+            f"{'failed (--strict)' if args.strict else 'with errors'}; "
             f"{errors} error(s), {warnings} warning(s)"
         )
     return 1 if failed else 0

@@ -96,7 +96,9 @@ def test_validate_strict_fails_on_warnings(
         "cnngraph: 1\nname: w\ninput: [4]\nblocks:\n  spare: {layers: [relu]}\nlayers: [relu]\n"
     )
     assert run(capsys, "validate", str(path))[0] == 0
-    assert run(capsys, "validate", "--strict", str(path))[0] == 1
+    code, out, _ = run(capsys, "validate", "--strict", str(path))
+    assert code == 1
+    assert "1 file(s): 0 ok, 1 failed (--strict); 0 error(s), 1 warning(s)" in out
 
 
 @pytest.mark.parametrize(
