@@ -165,7 +165,12 @@ def _compile(args: argparse.Namespace) -> Model | None:
     try:
         return load(Path(args.spec), overrides or None, args.input)
     except SpecError as exc:
-        _print_diagnostics(exc.diagnostics, "stderr")
+        if getattr(args, "json", False):  # a script reads stdout: the report as validate's
+            errors = sum(d.is_error for d in exc.diagnostics)
+            report = _report(args.spec, False, exc.diagnostics)
+            _print_json([report], errors, len(exc.diagnostics) - errors)
+        else:
+            _print_diagnostics(exc.diagnostics, "stderr")
         return None
 
 
@@ -265,12 +270,9 @@ def _validate(args: argparse.Namespace) -> int:
         file_warnings = len(diagnostics) - file_errors
         errors += file_errors
         warnings += file_warnings
-        report: dict[str, Any] = {
-            "file": str(file),
-            # under --strict a warning fails the file, as it fails the run
-            "ok": model is not None and not (args.strict and file_warnings),
-            "diagnostics": [d.to_dict() for d in diagnostics],
-        }
+        # under --strict a warning fails the file, as it fails the run
+        ok = model is not None and not (args.strict and file_warnings)
+        report = _report(str(file), ok, diagnostics)
         if model is not None:
             report.update(name=model.name, params=model.params, macs=model.macs)
         reports.append(report)
@@ -284,7 +286,7 @@ def _validate(args: argparse.Namespace) -> int:
             )
     failed = errors + (warnings if args.strict else 0)
     if args.format == "json":
-        print(json.dumps({"files": reports, "errors": errors, "warnings": warnings}, indent=2))
+        _print_json(reports, errors, warnings)
     else:
         bad = sum(not r["ok"] for r in reports)
         print(
@@ -293,6 +295,15 @@ def _validate(args: argparse.Namespace) -> int:
             f"{errors} error(s), {warnings} warning(s)"
         )
     return 1 if failed else 0
+
+
+def _report(file: str, ok: bool, diagnostics: Sequence[Diagnostic]) -> dict[str, Any]:
+    """One file's entry in the JSON that `validate --format json` and `summary --json` print."""
+    return {"file": file, "ok": ok, "diagnostics": [d.to_dict() for d in diagnostics]}
+
+
+def _print_json(reports: list[dict[str, Any]], errors: int, warnings: int) -> None:
+    print(json.dumps({"files": reports, "errors": errors, "warnings": warnings}, indent=2))
 
 
 def _shape_text(model: Model) -> str:

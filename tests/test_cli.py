@@ -157,6 +157,20 @@ def test_input_is_written_as_the_cli_or_a_spec_writes_it(
     assert code == 0 and "resnet18: input [3, 64, 64]" in out
 
 
+def test_summary_json_of_a_broken_spec_is_the_validate_report(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("cnngraph: 1\nname: b\ninput: [3, 8, 8]\nlayers:\n  c: {op: conv2}\n")
+    code, out, _ = run(capsys, "summary", str(path), "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert report["errors"] == 1 and report["files"][0]["ok"] is False
+    assert report["files"][0]["diagnostics"][0]["code"] == "CG204"
+    _, validated, _ = run(capsys, "validate", str(path), "--format", "json")
+    assert json.loads(validated)["files"][0]["diagnostics"] == report["files"][0]["diagnostics"]
+
+
 def test_a_repeat_of_a_chosen_block_is_labelled_by_the_block(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
