@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__, source
+from .backends.summary import si
 from .errors import Diagnostic, SpecError, format_github, format_text, printable
 from .model import Model, load
 from .source import parse
@@ -282,7 +283,7 @@ def _validate(args: argparse.Namespace) -> int:
         if model is not None and args.format == "text":
             print(
                 f"ok  {file}  {model.name}: {model.params:,} params, "
-                f"{model.macs / 1e9:.3f} GMACs, output {_shape_text(model)}"
+                f"{si(model.macs, 'MACs')}, output {_shape_text(model)}"
             )
     failed = errors + (warnings if args.strict else 0)
     if args.format == "json":

@@ -19,11 +19,13 @@ def _shape(shape: Shape | dict[str, Shape]) -> str:
     return str(list(shape))
 
 
-def _si(value: int) -> str:
-    for factor, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+def si(value: int, unit: str) -> str:
+    """`4.09 GMAC`, `437.95 MMAC`, `12 MAC`: three significant figures or more, whatever the
+    size (a small model's count is not `0.000 G`)."""
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if value >= factor:
-            return f"{value / factor:.2f} {unit}"
-    return str(value)
+            return f"{value / factor:.2f} {prefix}{unit}"
+    return f"{value} {unit}"
 
 
 def _mib(count: int) -> str:
@@ -74,7 +76,7 @@ def render_text(model: Model, depth: int | None) -> str:
     out += [
         f"Output shape:  {_shape(model.output_shape)}",
         f"Params:        {model.params:,}  ({_mib(model.params)} as float32)",
-        f"MACs:          {model.macs:,}  ({_si(model.macs)}MAC; FLOPs = 2 x MACs)",
+        f"MACs:          {model.macs:,}  ({si(model.macs, 'MAC')}; FLOPs = 2 x MACs)",
         f"Activations:   {values:,} values per sample ({_mib(values)})",
         f"Input sizes:   {describe(model.input_size_rules)}",
     ]
