@@ -224,8 +224,11 @@ class Diagnostics:
             raise SpecError(self.items())
 
 
-def _order(d: Diagnostic) -> tuple[str, int, int]:
-    return (d.location.file, d.location.line or 0, d.location.col or 0)
+def _order(d: Diagnostic) -> tuple[str, bool, bool, int, int]:
+    """By file, errors first (a warning is often a consequence of an error), then by place;
+    `stopped after 100 errors` closes the errors."""
+    loc = d.location
+    return (loc.file, not d.is_error, d.code == "CG001", loc.line or 0, loc.col or 0)
 
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:
