@@ -141,6 +141,8 @@ class Diagnostics:
         self._errors = 0
         self._warnings: dict[str, list[int]] = {}  # code -> indices of the warnings kept
         self._unshown: dict[str, int] = {}  # code -> warnings past MAX_WARNINGS_PER_CODE
+        self._messages: dict[tuple[str, str], int] = {}  # an error's first index
+        self._elsewhere: dict[int, list[Location]] = {}  # the same error at other places
 
     def add(self, diagnostic: Diagnostic, fold_key: str | None = None) -> None:
         """Record a diagnostic. One with the same code and location as an earlier one (a block
@@ -153,6 +155,13 @@ class Diagnostics:
         if index is not None:
             self._repeats[index] = self._repeats.get(index, 0) + 1
             return
+        if diagnostic.is_error:  # one mistake made at many call sites: reported once
+            first = self._messages.setdefault(
+                (diagnostic.code, diagnostic.message), len(self._items)
+            )
+            if first != len(self._items):
+                self._elsewhere.setdefault(first, []).append(loc)
+                return
         if not diagnostic.is_error:
             kept = self._warnings.setdefault(diagnostic.code, [])
             if len(kept) >= MAX_WARNINGS_PER_CODE:
@@ -213,6 +222,10 @@ class Diagnostics:
                 notes += (
                     f"the same problem occurs in {more} more place(s) built from this definition",
                 )
+            elsewhere = self._elsewhere.get(index, [])
+            if elsewhere:
+                lines = listing([str(w.line) for w in elsewhere if w.line], limit=8)
+                notes += (f"the same error at {len(elsewhere)} more place(s): line(s) {lines}",)
             unshown = self._unshown.get(last_kept.get(index, ""), 0)
             if unshown:
                 notes += (f"and {unshown} more {d.code} warning(s) like this, not shown",)

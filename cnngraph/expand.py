@@ -1179,8 +1179,14 @@ class _Expander:
         if isinstance(value, bool) and p.type in ("int", "float"):
             ok = False
         if not ok:
+            declared = self.doc.where(p.src).line
+            at = f" (line {declared})" if declared else ""
             self.diags.error(
-                "CG307", f"{what} '{p.name}' must be {p.type}, got {value!r}", self.doc.where(src)
+                "CG307",
+                f"{what} '{p.name}' is declared {p.type}, got {value!r}",
+                self.doc.where(src),
+                f"give a value of type {p.type}, or declare it `{p.name}: "
+                f"{{type: {_type_name(value)}}}`{at}",
             )
 
     def _eval(self, raw: Any, env: Env, src: KeyPath) -> Any:
@@ -1317,6 +1323,16 @@ def _type_of(default: Any) -> str:
         return "any"  # an expression; its value is checked where it is used
     for name in ("bool", "int", "float", "str", "list"):
         if isinstance(default, TYPES[name][-1]):
+            return name
+    return "any"
+
+
+def _type_name(value: Any) -> str:
+    """The param type a value has (`list` for [1, 3]); `any` where none fits."""
+    for name in ("bool", "int", "float", "str", "list"):
+        if isinstance(value, TYPES[name]) and not (
+            name in ("int", "float") and isinstance(value, bool)
+        ):
             return name
     return "any"
 

@@ -406,6 +406,21 @@ def test_unused_layer_is_a_warning() -> None:
     ]
 
 
+def test_one_mistake_at_many_call_sites_is_one_error() -> None:
+    """A block param given the wrong type at three calls: one error, the other places in a
+    note, and a hint that says what to write instead."""
+    text = spec(
+        "a: {block: b, k: [1, 3]}\nc: {block: b, k: [1, 3]}\nd: {block: b, k: [1, 3]}",
+        blocks="b:\n  params: {k: int}\n  layers: [{op: conv2d, out_channels: 4, kernel_size: $k}]",
+    )
+    d = expect(text, "CG307", "[1, 3]")
+    assert d.notes == (
+        f"the same error at 2 more place(s): line(s) {where(text, '[1, 3]', 2)[0]}, "
+        f"{where(text, '[1, 3]', 3)[0]}",
+    )
+    assert d.hint is not None and "k: {type: list}" in d.hint
+
+
 def test_unused_layers_are_reported_at_their_dead_ends() -> None:
     """One warning per unused result nothing reads; the count is of the unused layers that
     feed that one alone (`shared` feeds two dead ends: it is counted for neither)."""
