@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import html
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -79,6 +80,16 @@ def _note_valid_sizes(inference: ShapeInference, shape: Shape, diags: Diagnostic
     rules = input_size_rules(inference, shape)
     if rules is not None:
         diags.annotate_first("CG5", f"the model compiles for input sizes {describe(rules)}")
+
+
+class SummaryText(str):
+    """The summary table: prints, and displays in a notebook, as itself."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(str(self))}</pre>"
 
 
 @dataclass(frozen=True)
@@ -209,11 +220,12 @@ class Model:
         shape = self._layers[scope.output].shape if scope.output in self._layers else ()
         return Row(scope.path, scope.kind, scope.label, level, shape, total[0], total[1])
 
-    def summary(self, depth: int | None = 3) -> str:
-        """A torchinfo-style table: layer, op, output shape, params, MACs; then totals."""
+    def summary(self, depth: int | None = 3) -> SummaryText:
+        """A torchinfo-style table: layer, op, output shape, params, MACs; then totals. A str
+        that a REPL or a notebook shows as the table, not as a quoted string."""
         from .backends.summary import render_text
 
-        return render_text(self, depth)
+        return SummaryText(render_text(self, depth))
 
     def to_dict(self, depth: int | None = None) -> dict[str, Any]:
         from .backends.summary import render_dict

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -108,3 +109,9 @@ def test_without_graphviz_the_dot_is_written(
 def test_notebook_display() -> None:
     svg = cnngraph.load(SPECS / "resnet18.yaml")._repr_svg_()
     assert svg is not None and "<svg" in svg
+
+
+def test_a_summary_shows_as_its_table_in_a_repl_and_a_notebook() -> None:
+    summary = cnngraph.load(SPECS / "lenet5.yaml").summary()
+    assert isinstance(summary, str) and repr(summary) == str(summary)
+    assert summary._repr_html_() == "<pre>" + html.escape(summary) + "</pre>"
