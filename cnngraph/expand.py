@@ -222,6 +222,7 @@ class _Expander:
             return None  # a part of the model, too large already: nothing more to check
         self._outputs(names, last)
         self._link()
+        self.graph.incomplete = bool(self.failed)
         self.graph.params = dict(self.globals.values)
         self.graph.init = {str(kind): init_rule(rule) for kind, rule in self.spec.init.items()}
         self._eval_output()

@@ -75,6 +75,7 @@ class Graph:
     # what the caller set over the spec (`--set`, `--input`): a built file takes them as defaults
     overrides: dict[str, Any] = field(default_factory=dict)
     input_given: bool = False
+    incomplete: bool = False  # an entry failed to expand (reported): layers are missing
 
     def where(self, path: KeyPath, at_key: bool = False) -> Location:
         return self.doc.where(path, at_key)

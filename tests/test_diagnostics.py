@@ -406,6 +406,12 @@ def test_unused_layer_is_a_warning() -> None:
     ]
 
 
+def test_an_unknown_op_brings_no_knock_on_warnings() -> None:
+    """The layers around an entry that failed to expand are not "unused" or "cut off"."""
+    text = spec("a: {op: relu}\nb: {op: rleu}\nc: {op: relu}\nd: {op: relu}")
+    assert [d.code for d in problems(text)] == ["CG204"]
+
+
 def test_one_mistake_at_many_call_sites_is_one_error() -> None:
     """A block param given the wrong type at three calls: one error, the other places in a
     note, and a hint that says what to write instead."""

@@ -26,6 +26,11 @@ def check(graph: Graph, diags: Diagnostics) -> bool:
                 _report_cycle(graph, g.subgraph(component), position, diags)
         return False
 
+    if graph.incomplete:
+        # Entries that failed to expand (reported) are missing: the layers around them would
+        # look unused or cut off from the input, as knock-on effects of that error.
+        return True
+
     # One walk back from all outputs at once (one per output would be quadratic).
     live: set[str] = set()
     todo = [out for out in graph.outputs.values() if out in g]
