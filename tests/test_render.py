@@ -115,3 +115,37 @@ def test_a_summary_shows_as_its_table_in_a_repl_and_a_notebook() -> None:
     summary = cnngraph.load(SPECS / "lenet5.yaml").summary()
     assert isinstance(summary, str) and repr(summary) == str(summary)
     assert summary._repr_html_() == "<pre>" + html.escape(summary) + "</pre>"
+
+
+FOLDS = """
+cnngraph: 1
+name: fold
+input: [3, 32, 32]
+blocks:
+  cb:
+    params: {k: any, p: any, d: 1, act: relu, se: false}
+    layers:
+      conv: {op: conv2d, out_channels: 8, kernel_size: $k, padding: $p, dilation: $d}
+      act: {op: $act}
+      gate: {op: sigmoid, if: $se}
+layers:
+  stem: {op: conv2d, out_channels: 8, kernel_size: 1}
+  a1: {block: cb, k: [7, 1], p: [3, 0]}
+  a2: {block: cb, k: [1, 7], p: [0, 3]}
+  a3: {block: cb, k: [7, 1], p: [3, 0]}
+  d1: {block: cb, k: 3, p: 1, d: 1}
+  d2: {block: cb, k: 3, p: 2, d: 2}
+  e1: {block: cb, k: 3, p: 1}
+  e2: {block: cb, k: 3, p: 1, act: sigmoid}
+  e3: {block: cb, k: 3, p: 1, se: true}
+  s1: {block: cb, k: 3, p: 1}
+  s2: {block: cb, k: 3, p: 1}
+"""
+
+
+def test_only_identical_calls_fold() -> None:
+    """Asymmetric kernels, dilations, activations and optional layers that differ keep their
+    own nodes, though shapes and parameter counts agree; identical calls fold."""
+    source = cnngraph.load(FOLDS).to_dot(depth=1)
+    drawn = re.findall(r"label=<<b>([^<]+)</b>", source)
+    assert drawn[3:-1] == ["a1", "a2", "a3", "d1", "d2", "e1", "e2", "e3", "s1\u2013s2"]

@@ -7,6 +7,7 @@ their own styles, explained by a legend.
 
 from __future__ import annotations
 
+import functools
 import html
 import shutil
 import subprocess
@@ -242,6 +243,7 @@ class _Drawing:
                 shape_in,
                 row.shape if row else None,
                 row.params if row else None,
+                self._structure(item.path),
             )
 
         runs: dict[int, list[Item]] = {}
@@ -257,7 +259,30 @@ class _Drawing:
         return runs
 
     def _nodes_under(self, path: str) -> list[str]:
-        return [n for n, node in self.graph.nodes.items() if path in node.scope]
+        return self._members.get(path, [])
+
+    @functools.cached_property
+    def _members(self) -> dict[str, list[str]]:
+        """The nodes inside each scope, in spec order (found once, not per scope)."""
+        out: dict[str, list[str]] = {}
+        for name, node in self.graph.nodes.items():
+            for path in node.scope:
+                out.setdefault(path, []).append(name)
+        return out
+
+    def _structure(self, path: str) -> tuple[str, ...]:
+        """What an instance computes, layer by layer: instances fold into one drawing only if
+        these agree (a 7x1 and a 1x7 conv have the same shapes and parameter count)."""
+        out = []
+        for name in self._nodes_under(path):
+            info = self.layers.get(name)
+            op = info.op if info else None
+            label = op.label(info.input_shapes) if op is not None and info is not None else ""
+            where = name[len(path) + 1 :]
+            out.append(
+                f"{where}:{label}:{info.shape if info else ''}:{info.active if info else ''}"
+            )
+        return tuple(out)
 
     # edges
     def _edges(self) -> list[_Edge]:
