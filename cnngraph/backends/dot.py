@@ -342,6 +342,12 @@ def render(source: str, fmt: str) -> bytes:
             "no Graphviz found: install it (apt install graphviz, brew install "
             "graphviz) or `pip install graphviz-pure`"
         )
+    if fmt == "pdf" and Path(program).name == "graphviz-pure":
+        # graphviz-pure draws svg and png only; say so before it fails less clearly
+        raise RenderError(
+            "pdf needs Graphviz's own dot (apt install graphviz, brew install graphviz); "
+            "graphviz-pure writes svg and png"
+        )
     try:
         done = subprocess.run(
             [program, f"-T{fmt}"],
