@@ -17,6 +17,7 @@ from .expand import expand
 from .ir import INPUT, Graph, Scope
 from .ops import Shape
 from .passes.check import check
+from .passes.definitions import check_definitions
 from .passes.infer import LayerInfo, ShapeInference
 from .passes.sizes import AxisRule, describe, input_size_rules
 from .passes.validate import validate
@@ -71,6 +72,8 @@ def _load(
         # (not for CG508: sizes past the limits are too large at any input)
         if any(d.code.startswith("CG5") and d.code != "CG508" for d in diags.items()):
             _note_valid_sizes(inference, graph.input_shape, diags)
+    if graph.definitions is not None:  # last: what the expansion reported is not repeated
+        check_definitions(graph.definitions, doc, diags)
     diags.raise_if_errors()
     return Model(graph, layers, inference, diags.items())
 

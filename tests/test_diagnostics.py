@@ -12,6 +12,8 @@ import pytest
 import cnngraph
 from cnngraph.errors import CODES, Diagnostic
 
+from .conftest import SPECS
+
 
 def spec(
     layers: str, head: str = "", blocks: str = "", tail: str = "", input_: str = "[3, 32, 32]"
@@ -705,3 +707,25 @@ def test_a_spread_block_sees_the_channels_before_it() -> None:
 def test_bad_copy_names_under_a_name_are_reported_once() -> None:
     found = [d for d in problems(spec('r: {op: relu, repeat: 3, names: "x{k}"}')) if d.code]
     assert [d.code for d in found] == ["CG202"]
+
+
+def test_mistakes_in_parts_the_params_leave_off_are_found() -> None:
+    """ResNet's `basic` block is unused at the defaults (`block: bottleneck`): its typo is
+    still reported, once, where it is written."""
+    conv1 = "kernel_size: 3, stride: $stride, padding: 1, bias: false}"
+    text = (SPECS / "resnet.yaml").read_text().replace(conv1, "kernal" + conv1[6:], 1)
+    found = expect(text, "CG201", "kernal_size")
+    assert found.hint == "did you mean 'kernel_size'?"
+
+
+def test_switched_off_and_unused_definitions_are_checked() -> None:
+    text = spec(
+        """
+        a: {op: relu}
+        off: {op: rleu, if: false}
+        never: {block: spare, repeat: 0}
+        """,
+        blocks="spare: {layers: [{block: nothing}, {op: conv2d, out_channel: 3}]}",
+    )
+    codes = sorted(d.code for d in problems(text))
+    assert codes == ["CG201", "CG204", "CG205"]
