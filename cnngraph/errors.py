@@ -134,7 +134,8 @@ MAX_WARNINGS_PER_CODE = 20
 class Diagnostics:
     """Collects a run's diagnostics; identical reports from many block instances fold into one."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_errors: int | None = MAX_ERRORS) -> None:
+        self.max_errors = max_errors  # None: collect all (a scratch run that is thrown away)
         self._items: list[Diagnostic] = []
         self._seen: dict[tuple[str, str, int | None, int | None, str], int] = {}
         self._repeats: dict[int, int] = {}
@@ -172,7 +173,7 @@ class Diagnostics:
         self._items.append(diagnostic)
         if diagnostic.is_error:
             self._errors += 1
-            if self._errors >= MAX_ERRORS:
+            if self.max_errors is not None and self._errors >= self.max_errors:
                 self._items.append(
                     Diagnostic(
                         "CG001",
@@ -224,7 +225,7 @@ class Diagnostics:
                 )
             elsewhere = self._elsewhere.get(index, [])
             if elsewhere:
-                lines = listing([str(w.line) for w in elsewhere if w.line], limit=8)
+                lines = listing(sorted({str(w.line) for w in elsewhere if w.line}, key=int), 8)
                 notes += (f"the same error at {len(elsewhere)} more place(s): line(s) {lines}",)
             unshown = self._unshown.get(last_kept.get(index, ""), 0)
             if unshown:
@@ -251,14 +252,17 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
     # A similarity of 0.6 needs lengths within 3:7 of each other: the rest cannot match. Past
     # MAX_SUGGESTION_SEARCH names (a spec with thousands of layers) no search is made, so that
     # a hundred mistakes cost no more than a hundred small searches.
+    if len(name) > MAX_SUGGESTION_LENGTH:  # difflib indexes the whole name first
+        return None
     near = [c for c in candidates if 7 * min(len(c), len(name)) >= 3 * max(len(c), len(name))]
-    if len(near) > MAX_SUGGESTION_SEARCH:
+    if not near or len(near) > MAX_SUGGESTION_SEARCH:
         return None
     matches = difflib.get_close_matches(name, near, n=1, cutoff=0.6)
     return matches[0] if matches else None
 
 
 MAX_SUGGESTION_SEARCH = 2000
+MAX_SUGGESTION_LENGTH = 100
 
 
 def listing(names: Iterable[str], limit: int = 12) -> str:

@@ -23,13 +23,12 @@ from . import pydantic_errors
 from .errors import Diagnostics, did_you_mean, listing
 from .expr import (
     INVALID,
-    Deferred,
     ExprError,
     NeedsShape,
     Pending,
     ShapeSymbol,
-    check_names,
     contains_pending,
+    deferred,
     evaluate,
     source_of,
 )
@@ -54,7 +53,7 @@ MAX_NODES = 50_000
 # Entries looked at while expanding, switched-off ones and empty repeats included: blocks
 # calling blocks a thousand times each can make 10**12 of them and no layer at all.
 MAX_ENTRIES = 2 * MAX_NODES
-MAX_NAME_TEMPLATE = 200  # `names:`, formatted once per copy
+MAX_NAME_TEMPLATE = 200  # `names:` and the names it makes (formatted once per copy)
 ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "for", "names", "spread", "if", "init"})
 _SEQUENCE = " sequence"  # marks an inline list of layers; a space keeps it apart from user keys
 TYPES: dict[str, tuple[type, ...]] = {
@@ -598,6 +597,10 @@ class _Expander:
                     raise ValueError(f"'{{{field}}}' is not i, n or a number or text param")
                 parts.append(str(value))
             name = "".join(parts)
+            if len(name) > MAX_NAME_TEMPLATE:
+                raise ValueError(
+                    f"a name of {len(name):,} characters (at most {MAX_NAME_TEMPLATE})"
+                )
             if not _COPY_NAME.match(name):
                 raise ValueError(f"'{name}' is not a layer name")
             why = clash(name)
@@ -1205,8 +1208,7 @@ class _Expander:
             try:
                 return evaluate(text, env.values)
             except NeedsShape:
-                check_names(text, env.values)
-                return Deferred(text, env.values)
+                return deferred(text, env.values)
         except ExprError as exc:
             self.diags.error(exc.code, exc.message, self.doc.where(src), exc.hint)
             return INVALID

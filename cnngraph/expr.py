@@ -319,21 +319,22 @@ def work_budget() -> Iterator[None]:
         _TOTAL_WORK.reset(token)
 
 
-def check_names(text: str, env: Mapping[str, Any]) -> None:
-    """Raise the unknown-name error now for an expression whose evaluation waits for shapes:
-    its scope may gain names before then, and the expression must not see them."""
+def deferred(text: str, env: Mapping[str, Any]) -> Deferred:
+    """An expression to evaluate once shapes are known, with the values it reads now: its
+    scope gains names later (the block's next params), and the expression must see neither
+    those nor a later param that shadows a model param. An unknown name is an error now."""
     tree = compile_expression(text)
     functions = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in functions}
     bound = {
         n.target.id
         for n in ast.walk(tree)
         if isinstance(n, ast.comprehension) and isinstance(n.target, ast.Name)
     }
-    known = bound | _CONSTANT_NAMES.keys()
-    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in functions]
-    for node in names:
-        if node.id not in env and node.id not in known:
-            _Evaluator(env, None, _Budget(1)).eval(node)  # raises the evaluator's CG302
+    for name in sorted(names - bound - _CONSTANT_NAMES.keys()):
+        if name not in env:
+            _Evaluator(env, None, _Budget(1)).eval(ast.Name(name))  # the evaluator's CG302
+    return Deferred(text, {name: env[name] for name in names if name in env})
 
 
 class _Budget:
@@ -423,8 +424,10 @@ class _Evaluator:
 
     def eval(self, node: ast.expr) -> Any:
         self.budget.spend(1)
-        method = getattr(self, "_" + type(node).__name__)
-        return self.budget.bounded(method(node))
+        value = getattr(self, "_" + type(node).__name__)(node)
+        if isinstance(node, (ast.Name, ast.Constant)):
+            return value  # read, not made: what a name holds was bounded when it was made
+        return self.budget.bounded(value)
 
     def _Constant(self, node: ast.Constant) -> Any:
         return node.value
@@ -479,6 +482,9 @@ class _Evaluator:
         left = self.eval(node.left)
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             right = self.eval(comparator)
+            for side in (left, right):  # comparing or searching lists walks them
+                if isinstance(side, (list, str)):
+                    self.budget.spend(len(side))
             if not self._apply(_COMPARE[type(op)], left, right):
                 return False
             left = right

@@ -307,6 +307,15 @@ def test_params_and_input_set_at_build_are_the_files_defaults(
     assert tuple(out.shape[1:]) == compiled.output_shape
 
 
+def test_a_text_set_at_build_stays_text() -> None:
+    """`--set s='$w'` is the text `$w`, in the compile and in the file's default."""
+    text = "cnngraph: 1\nname: setstr\ninput: [3, 8, 8]\nparams: {w: 4, s: abc}\nlayers:\n"
+    text += '  c: {op: conv2d, out_channels: "${len(s) + w}", kernel_size: 1}\n'
+    compiled = cnngraph.load(text, params={"s": "$w"})
+    module = _exec(compiled.torch_source(), compiled.name)()
+    assert tuple(module(torch.zeros(1, 3, 8, 8)).shape[1:]) == compiled.output_shape == (6, 8, 8)
+
+
 def test_a_snapshot_says_why_and_takes_no_arguments() -> None:
     """Where a construct is not translated (here a join switched by a param), the file is the
     compiled expansion: its header names the construct, and no param is an argument that

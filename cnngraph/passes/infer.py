@@ -213,7 +213,7 @@ class ShapeInference:
         cache_key = (node.kind, repr(sorted(fields.items())))
         op = self._ops.get(cache_key)
         if op is None:  # failures are not kept: each failing layer reports at its own place
-            op = build_op(self.graph, node, fields, diags or Diagnostics())
+            op = build_op(self.graph, node, fields, diags or Diagnostics(max_errors=None))
             if op is not None:
                 self._ops[cache_key] = op
         return op

@@ -811,8 +811,8 @@ def _in_order(items: list[Item]) -> list[Item]:
 
 
 def _attr(local: str) -> str:
-    """How forward reaches a child module: `self.conv1`, getattr for names like `0`, and
-    and a dotted path into a block (see `_open_tapped`)."""
+    """How forward reaches a child module: `self.conv1`, getattr for names like `0`, and a
+    dotted path into a block (see `_open_tapped`)."""
     expr = "self"
     for part in local.split("."):
         expr = f"{expr}.{part}" if part.isidentifier() else f'getattr({expr}, "{part}")'

@@ -24,11 +24,12 @@ class Param:
     type: str
     default: Any
     required: bool
+    literal: bool = False  # a value set from outside (`--set`): never an expression
 
     @property
     def computed(self) -> bool:
         """A default written as an expression: computed in __init__ when not given."""
-        return not self.required and pyexpr.names_in(self.default) != set()
+        return not self.required and not self.literal and pyexpr.names_in(self.default) != set()
 
 
 def entry_of(raw: Any) -> dict[str, Any]:

@@ -203,7 +203,7 @@ class GeneratorState:
         self.spec = model.graph.definitions
         # a param set from outside (`--set`) is the file's default: the file builds that model
         self.model_params = [
-            replace(p, default=self.graph.overrides[p.name], required=False)
+            replace(p, default=self.graph.overrides[p.name], required=False, literal=True)
             if p.name in self.graph.overrides
             else p
             for p in parse_params(self.spec.params)
