@@ -316,13 +316,7 @@ class _Builder:
                     "sizes, rates and factors are finite numbers",
                 )
             return value
-        if id(node) in self.open:
-            raise _fail(
-                "CG101",
-                "a YAML alias refers to the list or mapping that contains it",
-                self.loc(node, path),
-                "an anchor (&name) can be used (*name) only after its value ends",
-            )
+        self._not_open(node, path)
         self.open.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
@@ -365,12 +359,22 @@ class _Builder:
             out.setdefault(key, value)
         return out
 
+    def _not_open(self, node: yaml.Node, path: KeyPath) -> None:
+        if id(node) in self.open:
+            raise _fail(
+                "CG101",
+                "a YAML alias refers to the list or mapping that contains it",
+                self.loc(node, path),
+                "an anchor (&name) can be used (*name) only after its value ends",
+            )
+
     def _merge_source(self, node: yaml.Node, path: KeyPath) -> dict[str, Any]:
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
         merged: dict[str, Any] = {}
         for source in reversed(sources):  # earlier sources take precedence, as in YAML
             if not isinstance(source, yaml.MappingNode):
                 raise _fail("CG101", "'<<' merges only mappings", self.loc(source, path))
+            self._not_open(source, path)
             merged.update(self._mapping(source, path))
         return merged
 

@@ -287,6 +287,22 @@ CASES: dict[str, Case] = {
         ["validate", "s.yaml"],
         "CG105",
     ),
+    "a mapping merging itself": Case(
+        {"s.yaml": HEAD + "params: &a {x: 1, <<: *a}\nlayers: [relu]\n"},
+        ["validate", "s.yaml"],
+        "CG101",
+    ),
+    "a long name looked up 3,000 times": Case(
+        {
+            "s.yaml": HEAD
+            + "description: &b "
+            + "x" * 100_000
+            + "\nlayers:\n"
+            + _many(3000, lambda i: f"  l{i}: {{op: *b}}\n")
+        },
+        ["validate", "s.yaml"],
+        "CG204",
+    ),
     "a self-referencing alias": Case(
         {"s.yaml": HEAD + "layers: &a [*a]\n"}, ["validate", "s.yaml"], "CG101"
     ),

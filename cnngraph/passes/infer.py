@@ -226,6 +226,8 @@ class ShapeInference:
         body): the weights a model has do not depend on its input size."""
         if len(in_shapes) != 2 or in_shapes[0] != in_shapes[1] or len(in_shapes[0]) != 3:
             return op
+        if min(in_shapes[0][1:]) > 1:
+            return op  # a stride would have changed the size: the body keeps it, so has none
         stride, current, steps = 1, node.inputs[1], 0
         while current != node.inputs[0]:
             inner, found = self.graph.nodes.get(current), self._node_ops.get(current)

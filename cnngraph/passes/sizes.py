@@ -5,8 +5,8 @@ the answer is too. Heights and widths are independent in every op, so each axis 
 with the other held at its nominal size.
 
 Sizes up to LINEAR_SCAN are tried one by one. Past it (a huge input or kernel), the search
-relies on the shape the valid sizes have, `n >= minimum` with `n % period` in some residues,
-and takes a logarithmic number of tries: a 16-million-pixel input costs about a hundred.
+relies on the shape the valid sizes have, `n >= minimum` and at most a period apart, and takes
+`period` tries per halving: a 90,000-pixel side costs about a thousand.
 """
 
 from __future__ import annotations
@@ -132,30 +132,24 @@ def _first_valid(test: Callable[[int], bool], end: int, period: int) -> int | No
     found = next((n for n in range(1, min(end, LINEAR_SCAN) + 1) if test(n)), None)
     if found is not None or end <= LINEAR_SCAN:
         return found
-    # The last `period` sizes show which residues are valid (none: nothing compiles). Among the
-    # sizes with those residues, validity is then monotone: binary search for the first.
-    top = [n for n in range(max(LINEAR_SCAN + 1, end - period + 1), end + 1) if test(n)]
-    if not top:
-        return None
-    residues = sorted({n % period for n in top})
 
-    def candidate(k: int) -> int:
-        """The k-th size with a valid residue (0, 1, ... from 0)."""
-        return (k // len(residues)) * period + residues[k % len(residues)]
+    def window(x: int) -> int | None:
+        """The first valid size in [x, x + period)."""
+        return next((n for n in range(x, min(x + period, end + 1)) if test(n)), None)
 
-    def index(n: int) -> int:
-        """The index of the first candidate >= n."""
-        cycle, rest = divmod(n, period)
-        return cycle * len(residues) + sum(r < rest for r in residues)
-
-    low, high = index(LINEAR_SCAN + 1), index(top[0])
+    # Past the minimum, valid sizes are at most `period` apart (a pattern that repeats with
+    # the downsampling), so a window holds one exactly from `minimum - period + 1` on: binary
+    # search for the first window that does.
+    low, high = LINEAR_SCAN + 1, max(LINEAR_SCAN + 1, end - period + 1)
+    if window(high) is None:
+        return None  # nothing compiles, or only below the top window: not at these sizes
     while low < high:
         middle = (low + high) // 2
-        if test(candidate(middle)):
+        if window(middle) is not None:
             high = middle
         else:
             low = middle + 1
-    return candidate(low)
+    return window(low)
 
 
 def describe(rules: tuple[AxisRule, AxisRule] | None) -> str:
