@@ -26,6 +26,7 @@ from .expr import (
     ExprError,
     NeedsShape,
     Pending,
+    ReadsInvalid,
     ShapeSymbol,
     contains_pending,
     deferred,
@@ -1209,6 +1210,8 @@ class _Expander:
                 return evaluate(text, env.values)
             except NeedsShape:
                 return deferred(text, env.values)
+        except ReadsInvalid:
+            return INVALID
         except ExprError as exc:
             self.diags.error(exc.code, exc.message, self.doc.where(src), exc.hint)
             return INVALID

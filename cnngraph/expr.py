@@ -44,6 +44,11 @@ class ExprError(Exception):
         self.hint = hint
 
 
+class ReadsInvalid(Exception):
+    """The expression reads a value whose own evaluation failed (reported there): no second
+    error follows from the first."""
+
+
 class NeedsShape(Exception):
     """The expression reads a value (`in_channels`) that only shape inference can provide."""
 
@@ -435,6 +440,8 @@ class _Evaluator:
     def _Name(self, node: ast.Name) -> Any:
         if node.id in self.env:
             value = self.env[node.id]
+            if value is INVALID:
+                raise ReadsInvalid(node.id)
             if isinstance(value, Pending):
                 if self.resolve is None:
                     raise NeedsShape(node.id)

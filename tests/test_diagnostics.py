@@ -729,3 +729,11 @@ def test_switched_off_and_unused_definitions_are_checked() -> None:
     )
     codes = sorted(d.code for d in problems(text))
     assert codes == ["CG201", "CG204", "CG205"]
+
+
+def test_a_value_that_failed_brings_no_second_error() -> None:
+    text = spec(
+        "c: {op: conv2d, out_channels: ${b + 1}, kernel_size: 1}",
+        head='params: {a: "${1/0}", b: "${len(a)}"}',
+    )
+    assert [d.code for d in problems(text.replace("${b + 1}", '"${b + 1}"'))] == ["CG304"]

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from .. import symbolic as sym
 from ..errors import Diagnostics
-from ..expr import Deferred, ExprError, Pending, ShapeSymbol, evaluate
+from ..expr import Deferred, ExprError, Pending, ReadsInvalid, ShapeSymbol, evaluate
 from ..formulas import conv_out
 from ..ir import INPUT, Graph, Node
 from ..ops import MAX_DIM, Op, Shape, ShapeError
@@ -251,8 +251,8 @@ class ShapeInference:
         if known is not None:
             reads, outcome = known
             if all(self._resolve(p, shapes) == v for p, v in reads):
-                if isinstance(outcome, ExprError):
-                    raise outcome
+                if isinstance(outcome, ExprError):  # a fresh one: a raise extends a traceback
+                    raise ExprError(outcome.code, outcome.message, outcome.hint)
                 return outcome
         reads = []
 
@@ -263,6 +263,8 @@ class ShapeInference:
 
         try:
             outcome = evaluate(value.text, value.env, read)
+        except ReadsInvalid:
+            raise _Unknown from None  # that value's error is reported
         except ExprError as exc:
             self._evaluated[id(value)] = (reads, exc)
             raise
