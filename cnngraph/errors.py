@@ -129,6 +129,7 @@ class SpecError(Exception):
 # for a suggestion, and no one reads the thousandth.
 MAX_ERRORS = 100
 MAX_WARNINGS_PER_CODE = 20
+MAX_MESSAGE = 500
 
 
 class Diagnostics:
@@ -149,6 +150,9 @@ class Diagnostics:
         """Record a diagnostic. One with the same code and location as an earlier one (a block
         definition's mistake, seen once per instance) is counted, not repeated; `fold_key`
         keeps apart distinct problems that share a location."""
+        if len(diagnostic.message) > MAX_MESSAGE:  # a spec's 100,000-character name, quoted
+            cut = f"{diagnostic.message[:MAX_MESSAGE]}... ({len(diagnostic.message):,} characters)"
+            diagnostic = replace(diagnostic, message=cut)
         loc = diagnostic.location
         detail = fold_key or ("" if loc.line is not None else diagnostic.message)
         key = (diagnostic.code, loc.file, loc.line, loc.col, detail)
