@@ -373,7 +373,25 @@ def _render(args: argparse.Namespace) -> int:
         return 1
     _write_atomically(output, data)
     print(f"wrote {output}", file=sys.stderr)
+    size = _png_size(data) if fmt == "png" else None
+    if size is not None and (max(size) >= PNG_LIMIT or max(size) > 30 * min(size)):
+        print(
+            f"cnngraph: the picture is {size[0]:,} x {size[1]:,} pixels, too long to read "
+            f"(Graphviz's dot shrinks a side past {PNG_LIMIT:,}): fold blocks with --depth 2, "
+            "or use --format svg",
+            file=sys.stderr,
+        )
     return 0
+
+
+PNG_LIMIT = 32_767  # Graphviz's largest bitmap side; a larger drawing is scaled to fit
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's header."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 24:
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 def _write_atomically(path: Path, data: str | bytes) -> None:

@@ -149,3 +149,15 @@ def test_only_identical_calls_fold() -> None:
     source = cnngraph.load(FOLDS).to_dot(depth=1)
     drawn = re.findall(r"label=<<b>([^<]+)</b>", source)
     assert drawn[3:-1] == ["a1", "a2", "a3", "d1", "d2", "e1", "e2", "e3", "s1\u2013s2"]
+
+
+def test_a_picture_too_long_to_read_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "long.yaml"
+    layers = "".join(f"  r{i}: {{op: relu}}\n" for i in range(120))
+    spec.write_text("cnngraph: 1\nname: long\ninput: [3, 8, 8]\nlayers:\n" + layers)
+    assert main(["render", str(spec), "-o", str(tmp_path / "long.png")]) == 0
+    assert "too long to read" in capsys.readouterr().err
+    assert main(["render", str(spec), "-o", str(tmp_path / "long.svg")]) == 0
+    assert "too long to read" not in capsys.readouterr().err
