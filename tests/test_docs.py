@@ -54,3 +54,12 @@ def test_the_anynet_tutorial_figures_hold(tmp_path: Path) -> None:
         cnngraph.load(bad)
     first = info.value.diagnostics[0]
     assert first.code == "CG502" and first.message in tutorial
+
+
+def test_the_idioms_in_the_language_doc_compile() -> None:
+    text = (ROOT / "docs" / "spec-language.md").read_text()
+    idioms = text.split("### Idioms", 1)[1].split("\n## ", 1)[0]
+    snippets = re.findall(r"```yaml\n(.*?)```", idioms, re.DOTALL)
+    assert len(snippets) == 3
+    for snippet in snippets:
+        cnngraph.load(snippet)
