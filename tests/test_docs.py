@@ -63,3 +63,47 @@ def test_the_idioms_in_the_language_doc_compile() -> None:
     assert len(snippets) == 3
     for snippet in snippets:
         cnngraph.load(snippet)
+
+
+def _console(doc: str, command: str) -> list[str]:
+    """The output a doc shows under `$ command` (its `...` lines stand for omitted ones)."""
+    block = doc.split(f"$ {command}\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip() != "..."]
+
+
+def test_the_readme_commands_print_what_it_shows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cnngraph.cli import main
+
+    readme = (ROOT / "README.md").read_text()
+    monkeypatch.chdir(ROOT)
+    assert main(["summary", "specs/resnet.yaml", "--depth", "1"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    shown = _console(readme, "cnngraph summary specs/resnet.yaml --depth 1")
+    assert shown and all(line in printed for line in shown), set(shown) - set(printed)
+
+    # "A copy of specs/resnet18.yaml with one typo, `kernal_size`"
+    bad = tmp_path / "specs" / "bad.yaml"
+    bad.parent.mkdir()
+    typo = (
+        (ROOT / "specs" / "resnet18.yaml")
+        .read_text()
+        .replace("kernel_size: 3, stride: $stride", "kernal_size: 3, stride: $stride", 1)
+    )
+    bad.write_text(typo)
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "specs/bad.yaml"]) == 1
+    captured = capsys.readouterr()
+    printed = (captured.err + captured.out).splitlines()
+    assert _console(readme, "cnngraph validate specs/bad.yaml") == printed
+
+
+def test_the_readme_python_figures_hold() -> None:
+    model = cnngraph.load(
+        ROOT / "specs" / "resnet.yaml", params={"num_classes": 10}, input_shape=(3, 160, 160)
+    )
+    readme = (ROOT / "README.md").read_text()
+    figures = f"# {model.params}, {model.macs}, {model.output_shape}"
+    assert figures in readme
+    assert f"# {model.layer('layer1.0.conv2').shape}" in readme
