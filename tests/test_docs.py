@@ -107,3 +107,37 @@ def test_the_readme_python_figures_hold() -> None:
     figures = f"# {model.params}, {model.macs}, {model.output_shape}"
     assert figures in readme
     assert f"# {model.layer('layer1.0.conv2').shape}" in readme
+
+
+def test_the_anynet_tutorial_commands_print_what_it_shows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each command of the tutorial, run where the reader runs it, on the files it makes."""
+    from cnngraph.cli import main
+
+    tutorial = (ROOT / "docs" / "tutorial-anynet.md").read_text()
+    original = (ROOT / "specs" / "anynet.yaml").read_text()
+    table = re.search(r"  stages: \[\[1, .*?\]\]\n", original, re.DOTALL)
+    new_table = re.search(r"  stages: \[\[2, .*?\]\]\n", tutorial, re.DOTALL)
+    assert table is not None and new_table is not None
+    variant = original.replace(table.group(0), new_table.group(0))
+    (tmp_path / "my_anynet.yaml").write_text(variant.replace("name: anynet", "name: my_anynet"))
+    (tmp_path / "bad.yaml").write_text(
+        variant.replace("name: anynet", "name: my_anynet").replace(
+            "[6,    200,   24,", "[6,    200,   30,"
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    for command, code in [
+        ("cnngraph validate my_anynet.yaml", 0),
+        ("cnngraph validate bad.yaml", 1),
+        ("cnngraph summary my_anynet.yaml --depth 2", 0),
+        ("cnngraph build my_anynet.yaml -o my_anynet.py", 0),
+    ]:
+        assert main(command.split()[1:]) == code, command
+        captured = capsys.readouterr()
+        printed = (captured.out + captured.err).splitlines()
+        assert printed == _console(tutorial, command), command
+    assert main(["summary", "my_anynet.yaml", "--input", "3,160,160"]) == 0
+    assert main(["render", "my_anynet.yaml", "--depth", "2", "-o", "my_anynet.svg"]) == 0
+    assert (tmp_path / "my_anynet.svg").read_text().startswith("<?xml")
