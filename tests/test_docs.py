@@ -36,16 +36,24 @@ def test_every_code_is_documented() -> None:
     assert documented == set(CODES)
 
 
-def test_the_anynet_tutorial_figures_hold(tmp_path: Path) -> None:
-    """The tutorial's edits, and the figures and diagnostic it prints."""
-    tutorial = (ROOT / "docs" / "tutorial-anynet.md").read_text()
+TUTORIAL = (ROOT / "docs" / "tutorial-anynet.md").read_text()
+
+
+def _tutorial_variant() -> str:
+    """specs/anynet.yaml with the tutorial's edits: its stage table, its name."""
     original = (ROOT / "specs" / "anynet.yaml").read_text()
     table = re.search(r"  stages: \[\[1, .*?\]\]\n", original, re.DOTALL)
-    assert table is not None and table.group(0) in tutorial  # the table the tutorial shows
-    new_table = re.search(r"  stages: \[\[2, .*?\]\]\n", tutorial, re.DOTALL)
+    assert table is not None and table.group(0) in TUTORIAL  # the table the tutorial shows
+    new_table = re.search(r"  stages: \[\[2, .*?\]\]\n", TUTORIAL, re.DOTALL)
     assert new_table is not None
     variant = original.replace(table.group(0), new_table.group(0))
-    variant = variant.replace("name: anynet", "name: my_anynet")
+    return variant.replace("name: anynet", "name: my_anynet")
+
+
+def test_the_anynet_tutorial_figures_hold(tmp_path: Path) -> None:
+    """The tutorial's edits, and the figures and diagnostic it prints."""
+    tutorial = TUTORIAL
+    variant = _tutorial_variant()
     model = cnngraph.load(variant)
     assert f"{model.params:,} params" in tutorial and f"MACs:          {model.macs:,}" in tutorial
     bad = tmp_path / "bad.yaml"
@@ -115,18 +123,10 @@ def test_the_anynet_tutorial_commands_print_what_it_shows(
     """Each command of the tutorial, run where the reader runs it, on the files it makes."""
     from cnngraph.cli import main
 
-    tutorial = (ROOT / "docs" / "tutorial-anynet.md").read_text()
-    original = (ROOT / "specs" / "anynet.yaml").read_text()
-    table = re.search(r"  stages: \[\[1, .*?\]\]\n", original, re.DOTALL)
-    new_table = re.search(r"  stages: \[\[2, .*?\]\]\n", tutorial, re.DOTALL)
-    assert table is not None and new_table is not None
-    variant = original.replace(table.group(0), new_table.group(0))
-    (tmp_path / "my_anynet.yaml").write_text(variant.replace("name: anynet", "name: my_anynet"))
-    (tmp_path / "bad.yaml").write_text(
-        variant.replace("name: anynet", "name: my_anynet").replace(
-            "[6,    200,   24,", "[6,    200,   30,"
-        )
-    )
+    tutorial = TUTORIAL
+    variant = _tutorial_variant()
+    (tmp_path / "my_anynet.yaml").write_text(variant)
+    (tmp_path / "bad.yaml").write_text(variant.replace("[6,    200,   24,", "[6,    200,   30,"))
     monkeypatch.chdir(tmp_path)
     for command, code in [
         ("cnngraph validate my_anynet.yaml", 0),
