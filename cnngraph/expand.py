@@ -286,6 +286,7 @@ class _Expander:
                         "CG202",
                         f"input dims must be integers in 1..{MAX_DIM}, got {value!r}",
                         self.doc.where(("input", i)),
+                        "e.g. input: [3, 224, 224] (channels, height, width)",
                     )
                 return None
             shape.append(value)
@@ -294,6 +295,7 @@ class _Expander:
                 "CG202",
                 f"input must be [C, H, W] or [features], got {shape}",
                 self.doc.where(("input",)),
+                "e.g. input: [3, 224, 224] for images, input: [784] for flat features",
             )
             return None
         return tuple(shape)
@@ -567,6 +569,7 @@ class _Expander:
                 "CG305",
                 f"`for` needs a list of at most {MAX_REPEAT} values, got {values!r}",
                 self.doc.where(fsrc),
+                "e.g. for: w in ${[64, 128, 256]}, or for: i in ${range(depth)}",
             )
             return []
         return [env.with_values({match[1]: value}, {match[1]: fsrc}) for value in values]
@@ -628,6 +631,7 @@ class _Expander:
                 "CG305",
                 f"repeat must be an integer in 0..{MAX_REPEAT}, got {count!r}",
                 self.doc.where((*esrc, "repeat")),
+                "e.g. repeat: 3, or repeat: ${depth * 2}",
             )
             return 0
         return count
@@ -684,6 +688,7 @@ class _Expander:
                 "CG202",
                 "`from` is a layer name or a list of names",
                 self.doc.where((*esrc, "from")),
+                "e.g. from: conv1, or from: [branch1, branch2]",
             )
             return None
         out = []
@@ -761,7 +766,10 @@ class _Expander:
     ) -> str:
         if "op" in entry and "block" in entry:
             self.diags.error(
-                "CG207", "a layer has either `op:` or `block:`, not both", self.doc.where(esrc)
+                "CG207",
+                "a layer has either `op:` or `block:`, not both",
+                self.doc.where(esrc),
+                "keep `op:` for one layer, `block:` to call a block; make two entries for both",
             )
             return full
         if _SEQUENCE in entry or ("layers" in entry and "block" not in entry and "op" not in entry):
@@ -778,6 +786,8 @@ class _Expander:
                     f"layer '{full}': `layers:` holds a list or a mapping of layers"
                     + (f", beside entry keys only (not {', '.join(extra)})" if extra else ""),
                     self.doc.where(bsrc),
+                    "e.g. {layers: [{op: conv2d, ...}, relu], repeat: 2}: fields belong to "
+                    "the layers inside",
                 )
                 return full
             container = self._scope(full, "block", "sequence", esrc, sources)
@@ -889,6 +899,7 @@ class _Expander:
                 f"block '{name}' takes {len(bdef.inputs)} input(s) "
                 f"({', '.join(bdef.inputs)}), '{full}' gives {len(sources)}",
                 self.doc.where((*esrc, "from") if "from" in entry else esrc),
+                f"give one per input: from: [{', '.join(bdef.inputs)}]",
             )
             return full
         benv = self._bind(name, entry, esrc, env, index, sources[0])
@@ -925,6 +936,7 @@ class _Expander:
                 "CG309",
                 f"block '{name}' uses itself (via {' -> '.join([*self.stack, name])})",
                 self.doc.where(esrc),
+                "a block cannot contain itself; repeat it with `repeat:` where it is called",
             )
             return None
         if len(self.stack) >= MAX_BLOCK_DEPTH:
@@ -1112,6 +1124,7 @@ class _Expander:
                     "CG312",
                     f"residual `when` must be true or false, got {when!r}",
                     self.doc.where((*src, "when")),
+                    "compare explicitly, e.g. when: ${stride == 1 and in_channels == out}",
                 )
                 return out
         if when is False:
@@ -1258,7 +1271,12 @@ class _Expander:
             )
             raise _TooLarge
         if node.name in self.graph.nodes or node.name in self.graph.scopes:
-            self.diags.error("CG402", f"duplicate name '{node.name}'", self.doc.where(node.src))
+            self.diags.error(
+                "CG402",
+                f"duplicate name '{node.name}'",
+                self.doc.where(node.src),
+                "every layer in a body has its own name; rename one (or check `names:`)",
+            )
             return
         self.graph.nodes[node.name] = node
 
@@ -1267,7 +1285,12 @@ class _Expander:
     ) -> Scope:
         scope = Scope(path, kind, label, src, inputs=tuple(inputs))
         if path in self.graph.nodes or path in self.graph.scopes:
-            self.diags.error("CG402", f"duplicate name '{path}'", self.doc.where(src))
+            self.diags.error(
+                "CG402",
+                f"duplicate name '{path}'",
+                self.doc.where(src),
+                "every layer in a body has its own name; rename one (or check `names:`)",
+            )
         else:
             self.graph.scopes[path] = scope
         return scope

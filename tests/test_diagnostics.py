@@ -737,3 +737,25 @@ def test_a_value_that_failed_brings_no_second_error() -> None:
         head='params: {a: "${1/0}", b: "${len(a)}"}',
     )
     assert [d.code for d in problems(text.replace("${b + 1}", '"${b + 1}"'))] == ["CG304"]
+
+
+def test_every_error_the_compiler_writes_has_a_hint() -> None:
+    """Each `diags.error(...)` in the source says what to write instead (pydantic's messages
+    go through one place, pydantic_errors.py, which adds its own)."""
+    import ast
+
+    def without_hint(node: ast.AST) -> bool:
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            return False
+        hinted = len(node.args) >= 4 or any(k.arg == "hint" for k in node.keywords)
+        return node.func.attr == "error" and not hinted
+
+    sources = sorted((SPECS.parent / "cnngraph").rglob("*.py"))
+    missing = [
+        f"{path.name}:{node.lineno}"
+        for path in sources
+        if path.name != "pydantic_errors.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if without_hint(node)
+    ]
+    assert missing == []

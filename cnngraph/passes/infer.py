@@ -137,6 +137,7 @@ class ShapeInference:
                     "CG312",
                     f"{node.name}: residual `when` must be true or false, got {when!r}",
                     self.graph.where((*node.src, "when")),
+                    "compare explicitly, e.g. when: ${stride == 1 and in_channels == out}",
                 )
             return None
         if not when:
