@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, TypeGuard
 
-from ..errors import Diagnostics, did_you_mean
+from ..errors import Diagnostics, did_you_mean, listing
 from ..ops import OPS
 from ..source import Document, KeyPath
 from ..spec import SpecFile
@@ -69,7 +69,7 @@ class _Checker:
     def entry(self, entry: dict[str, Any], src: KeyPath, bare: bool = False) -> None:
         op, block = entry.get("op"), entry.get("block")
         if _literal(op) and op not in OPS:
-            hint = did_you_mean(op, OPS)
+            hint = did_you_mean(op, OPS) or "`cnngraph schema` lists the ops"
             if op in self.spec.blocks:
                 hint = f"'{op}' is a block: write `block: {op}`"
             where = src if bare else (*src, "op")
@@ -81,10 +81,12 @@ class _Checker:
                     hint = did_you_mean(str(key), fields) or f"fields: {', '.join(fields)}"
                     self.error("CG201", f"{op}: unknown field '{key}'", (*src, key), True, hint)
         if _literal(block) and block not in self.spec.blocks:
-            hint = did_you_mean(block, self.spec.blocks)
+            hint = did_you_mean(block, self.spec.blocks) or (
+                f"blocks: {listing(self.spec.blocks) or 'none defined'}"
+            )
             self.error("CG205", f"unknown block '{block}'", (*src, "block"), False, hint)
 
-    def error(self, code: str, message: str, src: KeyPath, at_key: bool, hint: str | None) -> None:
+    def error(self, code: str, message: str, src: KeyPath, at_key: bool, hint: str) -> None:
         where = self.doc.where(src, at_key)
         if (code, where.line, where.col) in self.reported:
             return
