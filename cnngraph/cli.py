@@ -10,6 +10,7 @@ import contextlib
 import glob
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -102,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
         help="github: workflow commands that annotate pull requests",
     )
     validate.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    validate.add_argument(
+        "--specs-only",
+        action="store_true",
+        help="skip files without a top-level `cnngraph:` key (other YAML in a repository)",
+    )
     _add_set(validate)
     validate.set_defaults(run=_validate)
 
@@ -264,6 +270,8 @@ def _print_diagnostics(diagnostics: Sequence[Diagnostic], fmt: str) -> None:
 def _validate(args: argparse.Namespace) -> int:
     overrides = _overrides(args.overrides)
     files = _spec_files(args.paths)
+    if args.specs_only:
+        files = [f for f in files if _looks_like_a_spec(f)]
     reports: list[dict[str, Any]] = []
     errors = warnings = 0
     for file in files:
@@ -301,6 +309,17 @@ def _validate(args: argparse.Namespace) -> int:
             f"{errors} error(s), {warnings} warning(s)"
         )
     return 1 if failed else 0
+
+
+_SPEC_KEY = re.compile(r"""^(?:["']?cnngraph["']?\s*:|\s*\{?\s*"cnngraph"\s*:)""", re.MULTILINE)
+
+
+def _looks_like_a_spec(file: Path) -> bool:
+    """A file that says it is a spec: `cnngraph: 1` at the top level (YAML) or a JSON key."""
+    try:
+        return _SPEC_KEY.search(source.read_text(file, str(file))) is not None
+    except (SpecError, OSError, UnicodeDecodeError):
+        return True  # unreadable: validate says why
 
 
 def _report(file: str, ok: bool, diagnostics: Sequence[Diagnostic]) -> dict[str, Any]:

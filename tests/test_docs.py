@@ -141,3 +141,32 @@ def test_the_anynet_tutorial_commands_print_what_it_shows(
     assert main(["summary", "my_anynet.yaml", "--input", "3,160,160"]) == 0
     assert main(["render", "my_anynet.yaml", "--depth", "2", "-o", "my_anynet.svg"]) == 0
     assert (tmp_path / "my_anynet.svg").read_text().startswith("<?xml")
+
+
+def test_the_ci_step_and_the_pre_commit_hook_validate_specs_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's workflow step passes on the library; the pre-commit hook's command, on the
+    files its pattern selects, checks specs and leaves other YAML alone."""
+    import yaml
+
+    from cnngraph.cli import main
+
+    readme = (ROOT / "README.md").read_text()
+    workflow = yaml.safe_load(readme.split("# .github/workflows/specs.yml\n", 1)[1].split("```")[0])
+    step = workflow["jobs"]["specs"]["steps"][-1]["run"]
+    monkeypatch.chdir(ROOT)
+    assert step.startswith("cnngraph validate") and main(step.split()[1:]) == 0
+
+    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "cnngraph-validate" and hook["language"] == "python"
+    (tmp_path / "net.yaml").write_text((ROOT / "specs" / "lenet5.yaml").read_text())
+    (tmp_path / ".pre-commit-config.yaml").write_text("repos:\n  - repo: local\n")
+    (tmp_path / "chart.yaml").write_text("a: [1, 2\n")  # not a spec, not even valid YAML
+    (tmp_path / "notes.txt").write_text("cnngraph: 1\n")
+    files = [p.name for p in sorted(tmp_path.iterdir()) if re.search(hook["files"], p.name)]
+    assert files == [".pre-commit-config.yaml", "chart.yaml", "net.yaml"]
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main([*hook["entry"].split()[1:], *files]) == 0
+    assert "1 file(s): 1 ok" in capsys.readouterr().out
