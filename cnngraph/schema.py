@@ -7,6 +7,7 @@ from typing import Any
 from .ops import OPS
 from .spec import INIT_SCHEMES, SpecFile
 
+SCHEMA_ID = "urn:cnngraph:spec:1"  # format version 1; a URN: no server needs to answer it
 EXPRESSION: dict[str, Any] = {
     "type": "string",
     "pattern": r"^\$",
@@ -128,5 +129,6 @@ def json_schema() -> dict[str, Any]:
     }
     block["then"] = {"anyOf": [layers, entry, {"type": "null"}], "default": None}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = SCHEMA_ID
     schema["title"] = "cnngraph spec"
     return schema

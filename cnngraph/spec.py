@@ -158,6 +158,9 @@ class BlockDef(_Strict):
 class SpecFile(_Strict):
     """A cnngraph model spec."""
 
+    schema_: str | None = Field(
+        default=None, alias="$schema", description="the JSON Schema an editor checks this file with"
+    )
     cnngraph: Literal[1] = Field(description="format version")
     name: str
     description: str | None = None

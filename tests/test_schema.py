@@ -62,3 +62,29 @@ def test_layer_init_takes_a_scheme_or_a_rule(validator: Any) -> None:
         layers = {"c": {**conv, "init": init}}
         spec = {"cnngraph": 1, "name": "t", "input": [3, 8, 8], "layers": layers}
         assert validator.is_valid(spec), init
+
+
+def test_a_spec_may_name_its_schema(validator: Any) -> None:
+    """`$schema:` at the top of a spec (how editors find the schema) is part of the format,
+    and the schema has an `$id`."""
+    import cnngraph
+
+    text = (
+        "$schema: ./cnngraph.schema.json\ncnngraph: 1\nname: t\ninput: [3, 8, 8]\nlayers: [relu]\n"
+    )
+    validator.validate(yaml.safe_load(text))
+    assert cnngraph.load(text).name == "t"
+    assert json_schema()["$id"] == "urn:cnngraph:spec:1"
+
+
+def test_every_op_is_offered_after_op() -> None:
+    """What an editor completes after `op:`: one `const` per op of the registry."""
+    from cnngraph.ops import OPS
+
+    entries = json_schema()["$defs"]["LayerEntry"]["anyOf"]
+    offered = [
+        e["properties"]["op"]["const"]
+        for e in entries
+        if "const" in e.get("properties", {}).get("op", {})
+    ]
+    assert sorted(offered) == sorted(OPS)
