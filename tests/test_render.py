@@ -18,14 +18,26 @@ from .test_language import SE
 GOLDEN = Path(__file__).parent / "golden"
 
 
+def _golden(request: pytest.FixtureRequest, name: str, source: str) -> None:
+    golden = GOLDEN / name
+    if request.config.getoption("--update-golden"):
+        golden.write_text(source)
+    assert golden.read_text() == source
+
+
 def test_golden_dot(request: pytest.FixtureRequest) -> None:
     """The DOT of ResNet-18 at depth 2, byte for byte (`pytest --update-golden` rewrites)."""
     source = cnngraph.load(SPECS / "resnet18.yaml").to_dot(depth=2)
     assert cnngraph.load(SPECS / "resnet18.yaml").to_dot(depth=2) == source
-    golden = GOLDEN / "resnet18_depth2.dot"
-    if request.config.getoption("--update-golden"):
-        golden.write_text(source)
-    assert golden.read_text() == source
+    _golden(request, "resnet18_depth2.dot", source)
+
+
+def test_golden_dot_of_calls_that_must_not_fold(request: pytest.FixtureRequest) -> None:
+    """Asymmetric kernels, dilations, activations and optional layers, at depth 1 (folded
+    blocks) and in full."""
+    model = cnngraph.load(FOLDS)
+    _golden(request, "folds_depth1.dot", model.to_dot(depth=1))
+    _golden(request, "folds.dot", model.to_dot())
 
 
 def test_depth_folds_blocks_into_nodes() -> None:
