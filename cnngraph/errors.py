@@ -181,8 +181,8 @@ class Diagnostics:
                 self._items.append(
                     Diagnostic(
                         "CG001",
-                        f"stopped after {MAX_ERRORS} errors",
-                        Location(loc.file),
+                        f"stopped after {self._errors} errors (this is the last one read)",
+                        loc,
                         "fix these and run again",
                     )
                 )

@@ -148,7 +148,6 @@ CASES: dict[str, Case] = {
         {"s.yaml": _spec(_many(3000, lambda i: f"  l{i}: {{op: relu, bogus{i}: 1}}\n"))},
         ["validate", "s.yaml"],
         "CG001",
-        located=False,
     ),
     "3,000 references to nothing": Case(
         {"s.yaml": _spec(_many(3000, lambda i: f"  l{i}: {{op: relu, from: zz{i}}}\n"))},
