@@ -88,3 +88,10 @@ def test_every_op_is_offered_after_op() -> None:
         if "const" in e.get("properties", {}).get("op", {})
     ]
     assert sorted(offered) == sorted(OPS)
+
+
+def test_every_op_is_described() -> None:
+    """What an editor shows beside an op: a sentence, not its name again."""
+    entries = json_schema()["$defs"]["LayerEntry"]["anyOf"]
+    ops = [e for e in entries if "const" in e.get("properties", {}).get("op", {})]
+    assert ops and all(len(e["description"].split()) >= 3 for e in ops)

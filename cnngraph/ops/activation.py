@@ -27,31 +27,43 @@ class _InplaceActivation(_Activation):
 
 
 class ReLU(_InplaceActivation):
+    """max(0, x), as nn.ReLU."""
+
     kind, torch_name = "relu", "ReLU"
     examples = (({}, [(3, 4, 4)]), ({"inplace": True}, [(5,)]))
 
 
 class ReLU6(_InplaceActivation):
+    """min(max(0, x), 6), as nn.ReLU6 (MobileNet)."""
+
     kind, torch_name = "relu6", "ReLU6"
     examples = (({}, [(3, 4, 4)]),)
 
 
 class SiLU(_InplaceActivation):
+    """x * sigmoid(x) (swish), as nn.SiLU."""
+
     kind, torch_name = "silu", "SiLU"
     examples = (({}, [(3, 4, 4)]),)
 
 
 class Hardswish(_InplaceActivation):
+    """x * relu6(x + 3) / 6, as nn.Hardswish (MobileNetV3)."""
+
     kind, torch_name = "hardswish", "Hardswish"
     examples = (({}, [(3, 4, 4)]),)
 
 
 class Hardsigmoid(_InplaceActivation):
+    """relu6(x + 3) / 6, as nn.Hardsigmoid (MobileNetV3's gates)."""
+
     kind, torch_name = "hardsigmoid", "Hardsigmoid"
     examples = (({}, [(3, 1, 1)]),)
 
 
 class LeakyReLU(_InplaceActivation):
+    """x, or `negative_slope` * x below 0, as nn.LeakyReLU."""
+
     kind, torch_name = "leaky_relu", "LeakyReLU"
     examples = (({"negative_slope": 0.2}, [(3, 4, 4)]),)
 
@@ -62,16 +74,22 @@ class LeakyReLU(_InplaceActivation):
 
 
 class Sigmoid(_Activation):
+    """1 / (1 + exp(-x)), as nn.Sigmoid."""
+
     kind, torch_name = "sigmoid", "Sigmoid"
     examples = (({}, [(3, 4, 4)]),)
 
 
 class Tanh(_Activation):
+    """Hyperbolic tangent, as nn.Tanh."""
+
     kind, torch_name = "tanh", "Tanh"
     examples = (({}, [(3, 4, 4)]),)
 
 
 class GELU(_Activation):
+    """Gaussian error linear unit, as nn.GELU."""
+
     kind, torch_name = "gelu", "GELU"
     examples = (({}, [(3, 4, 4)]), ({"approximate": "tanh"}, [(7,)]))
 
@@ -82,6 +100,8 @@ class GELU(_Activation):
 
 
 class Softmax(_Activation):
+    """Softmax along `dim`, as nn.Softmax."""
+
     kind, torch_name = "softmax", "Softmax"
     examples = (({}, [(10,)]), ({"dim": -1}, [(3, 4, 5)]))
 

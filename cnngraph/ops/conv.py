@@ -104,6 +104,8 @@ class _Conv(Op):
 
 
 class Conv2d(_Conv):
+    """2D convolution, as nn.Conv2d: out_channels, kernel_size, stride, padding, groups."""
+
     kind = "conv2d"
     examples = (
         ({"out_channels": 8, "kernel_size": 3, "stride": 2, "padding": 1}, [(4, 9, 10)]),
@@ -233,6 +235,8 @@ class Conv2d(_Conv):
 
 
 class ConvTranspose2d(_Conv):
+    """2D transposed convolution (upsampling), as nn.ConvTranspose2d."""
+
     kind = "conv_transpose2d"
     examples = (
         ({"out_channels": 4, "kernel_size": 4, "stride": 2, "padding": 1}, [(8, 5, 6)]),

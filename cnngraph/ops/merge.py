@@ -17,6 +17,8 @@ def _shapes_text(shapes: Sequence[Shape]) -> str:
 
 
 class Add(Op):
+    """Element-wise sum of two or more tensors of equal shape (a residual join)."""
+
     role = "join"
     kind = "add"
     symbol = "+"
@@ -49,6 +51,8 @@ class Add(Op):
 
 
 class Concat(Op):
+    """Concatenation of two or more tensors along `dim` (channels by default)."""
+
     role = "join"
     kind = "concat"
     symbol = "cat"

@@ -20,6 +20,8 @@ def _check_declared(kind: str, field: str, declared: int | None, actual: int) ->
 
 
 class BatchNorm2d(Op):
+    """Batch normalization over channels, as nn.BatchNorm2d."""
+
     role = "norm"
     output_overwritable = True
     kind = "batch_norm2d"
@@ -56,6 +58,8 @@ class BatchNorm2d(Op):
 
 
 class LayerNorm(Op):
+    """Layer normalization over the trailing dims, as nn.LayerNorm."""
+
     role = "norm"
     kind = "layer_norm"
     examples = (
@@ -110,6 +114,8 @@ class LayerNorm(Op):
 
 
 class GroupNorm(Op):
+    """Group normalization: channels in `num_groups` groups, as nn.GroupNorm."""
+
     role = "norm"
     kind = "group_norm"
     examples = (({"num_groups": 2}, [(6, 3, 3)]), ({"num_groups": 1, "affine": False}, [(4, 2, 2)]))

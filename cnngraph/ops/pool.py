@@ -115,6 +115,8 @@ class _Pool(Op):
 
 
 class MaxPool2d(_Pool):
+    """Max pooling over windows, as nn.MaxPool2d (stride defaults to the window)."""
+
     kind = "max_pool2d"
     examples = (
         ({"kernel_size": 3, "stride": 2, "ceil_mode": True}, [(3, 8, 9)]),
@@ -140,6 +142,8 @@ class MaxPool2d(_Pool):
 
 
 class AvgPool2d(_Pool):
+    """Average pooling over windows, as nn.AvgPool2d (stride defaults to the window)."""
+
     kind = "avg_pool2d"
     examples = (
         ({"kernel_size": 2, "stride": 2, "ceil_mode": True}, [(3, 7, 7)]),
@@ -211,6 +215,8 @@ class _AdaptivePool(Op):
 
 
 class AdaptiveAvgPool2d(_AdaptivePool):
+    """Average pooling to a fixed output size, as nn.AdaptiveAvgPool2d."""
+
     kind = "adaptive_avg_pool2d"
     examples = (({"output_size": 1}, [(5, 7, 7)]), ({"output_size": [3, None]}, [(2, 9, 4)]))
 
@@ -219,6 +225,8 @@ class AdaptiveAvgPool2d(_AdaptivePool):
 
 
 class AdaptiveMaxPool2d(_AdaptivePool):
+    """Max pooling to a fixed output size, as nn.AdaptiveMaxPool2d."""
+
     kind = "adaptive_max_pool2d"
     examples = (({"output_size": [2, 3]}, [(4, 6, 7)]),)
 

@@ -29,6 +29,8 @@ from .base import (
 
 
 class Flatten(Op):
+    """Flattens dims `start_dim`..`end_dim` into one, as nn.Flatten."""
+
     kind = "flatten"
     examples = (({}, [(4, 3, 2)]), ({"start_dim": 2}, [(4, 3, 2)]), ({"end_dim": 2}, [(2, 3, 4)]))
 
@@ -69,6 +71,8 @@ class Flatten(Op):
 
 
 class Linear(Op):
+    """Fully connected layer on a flat tensor, as nn.Linear."""
+
     role = "linear"
     output_overwritable = True
     kind = "linear"
@@ -109,6 +113,8 @@ class Linear(Op):
 
 
 class Dropout(Op):
+    """Zeroes elements with probability `p` in training, as nn.Dropout."""
+
     role = "regularize"
     kind = "dropout"
     examples = (({"p": 0.3}, [(3, 4, 4)]),)
@@ -143,6 +149,8 @@ class StochasticDepth(Op):
 
 
 class Identity(Op):
+    """Passes its input through, as nn.Identity."""
+
     kind = "identity"
     examples = (({}, [(3, 4, 4)]),)
 
@@ -151,6 +159,8 @@ class Identity(Op):
 
 
 class Upsample(Op):
+    """Resizes by `size` or `scale_factor`, as nn.Upsample."""
+
     kind = "upsample"
     examples = (
         ({"scale_factor": 2}, [(3, 4, 5)]),
