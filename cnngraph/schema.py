@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .ops import OPS
+from .ops.base import FIELD_DESCRIPTIONS
 from .spec import INIT_SCHEMES, SpecFile
 
 SCHEMA_ID = "urn:cnngraph:spec:1"  # format version 1; a URN: no server needs to answer it
@@ -61,7 +62,10 @@ def _with_expressions(prop: dict[str, Any]) -> dict[str, Any]:
 def _op_entry(kind: str, defs: dict[str, Any]) -> dict[str, Any]:
     schema = OPS[kind].model_json_schema(ref_template="#/$defs/{model}")
     defs.update(schema.pop("$defs", {}))
-    props = {name: _with_expressions(p) for name, p in schema.get("properties", {}).items()}
+    props = {
+        name: _with_expressions({"description": FIELD_DESCRIPTIONS.get(name, ""), **p})
+        for name, p in schema.get("properties", {}).items()
+    }
     return {
         "type": "object",
         "title": kind,

@@ -91,7 +91,9 @@ def test_every_op_is_offered_after_op() -> None:
 
 
 def test_every_op_is_described() -> None:
-    """What an editor shows beside an op: a sentence, not its name again."""
+    """What an editor shows beside an op and each of its fields: a sentence."""
     entries = json_schema()["$defs"]["LayerEntry"]["anyOf"]
     ops = [e for e in entries if "const" in e.get("properties", {}).get("op", {})]
     assert ops and all(len(e["description"].split()) >= 3 for e in ops)
+    fields = {(e["title"], k): p for e in ops for k, p in e["properties"].items() if k != "op"}
+    assert [where for where, p in fields.items() if not p.get("description")] == []

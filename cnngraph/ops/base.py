@@ -131,6 +131,49 @@ class Fields:
         return sym.const(info.default)
 
 
+# What a field means, by name, for the ops that share it (editors show it; an op's own
+# `Field(description=...)` takes precedence).
+FIELD_DESCRIPTIONS: dict[str, str] = {
+    "out_channels": "channels of the output",
+    "out_features": "features of the output",
+    "in_channels": "channels of the input, if written: checked against the inferred count",
+    "in_features": "features of the input, if written: checked against the inferred count",
+    "num_features": "channels of the input, if written: checked against the inferred count",
+    "num_channels": "channels of the input, if written: checked against the inferred count",
+    "kernel_size": "window size: an int, or [height, width]",
+    "stride": "step between windows: an int, or [height, width]",
+    "padding": "zeros added on each side: an int, [height, width], `same` or `valid`",
+    "dilation": "spacing between window elements: an int, or [height, width]",
+    "groups": "split channels into this many groups (a divisor of both channel counts)",
+    "bias": "add a learned bias",
+    "padding_mode": "how the padding is filled: zeros, reflect, replicate or circular",
+    "output_padding": "extra size on one side of the output (less than the stride)",
+    "ceil_mode": "round the output size up, as torch (a last window may start in the padding)",
+    "count_include_pad": "count the padding in each window's average",
+    "divisor_override": "divide each window's sum by this instead of its size",
+    "eps": "added to the variance for numerical stability",
+    "momentum": "weight of each batch in the running statistics (null: a cumulative average)",
+    "affine": "learn a scale and a shift per channel",
+    "elementwise_affine": "learn a scale (and a shift) per element",
+    "track_running_stats": "keep running mean and variance for evaluation",
+    "num_groups": "groups the channels are normalized in",
+    "inplace": "overwrite the input (saves memory; the input must not be read again)",
+    "negative_slope": "slope below zero",
+    "approximate": "none, or tanh for the faster approximation",
+    "dim": "the dimension, counting the batch (1 is channels)",
+    "p": "probability of an element being zeroed",
+    "start_dim": "first dimension flattened (counting the batch)",
+    "end_dim": "last dimension flattened (counting the batch)",
+    "size": "output size: an int, or [height, width]",
+    "mode": "the method, as torch names it",
+    "align_corners": "align the corner pixels of input and output (bilinear and bicubic)",
+    "alpha": "scale of the normalizing sum",
+    "beta": "exponent of the normalizing sum",
+    "k": "added to the normalizing sum",
+    "norm": "a batch norm after the projection's convolution",
+}
+
+
 class Op(BaseModel):
     """Base of every op. Subclasses set `kind`, fields, and override the rules they need."""
 
