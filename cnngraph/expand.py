@@ -34,10 +34,11 @@ from .expr import (
     source_of,
 )
 from .ir import INPUT, Graph, Node, Scope, ScopeKind
-from .ops import MAX_DIM, OPS
+from .ops import MAX_DIM, OPS, unknown_op_hint
 from .reserved import clash
 from .source import MAX_INT_BITS, Document, KeyPath
 from .spec import (
+    ENTRY_KEYS,
     INIT_KINDS,
     INIT_SCHEMES,
     BlockDef,
@@ -55,7 +56,6 @@ MAX_NODES = 50_000
 # calling blocks a thousand times each can make 10**12 of them and no layer at all.
 MAX_ENTRIES = 2 * MAX_NODES
 MAX_NAME_TEMPLATE = 200  # `names:` and the names it makes (formatted once per copy)
-ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "for", "names", "spread", "if", "init"})
 _SEQUENCE = " sequence"  # marks an inline list of layers; a space keeps it apart from user keys
 TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -818,14 +818,11 @@ class _Expander:
         if kind is INVALID:
             return full
         if not isinstance(kind, str) or kind not in OPS:
-            hint = did_you_mean(str(kind), OPS)
-            if isinstance(kind, str) and kind in self.spec.blocks:
-                hint = f"'{kind}' is a block: write `block: {kind}`"
             self.diags.error(
                 "CG204",
                 f"unknown op '{kind}'",
                 self.doc.where((*esrc, "op")),
-                hint or "see `cnngraph schema` for the list of ops",
+                unknown_op_hint(str(kind), self.spec.blocks),
             )
             return full
         fields: dict[str, Any] = {}

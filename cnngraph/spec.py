@@ -36,6 +36,8 @@ INIT_SCHEMES: tuple[str, ...] = ("default", *INIT_WEIGHTS)
 INIT_KINDS: tuple[str, ...] = get_args(InitKind)
 
 Layers = dict[str, Any] | list[Any]
+# The keys of a layer entry that are not an op's fields or a block's params.
+ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "for", "names", "spread", "if", "init"})
 # A `$name` reference or a `${...}` expression, allowed wherever a value is.
 Expression = str
 

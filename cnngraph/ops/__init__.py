@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from ..errors import did_you_mean
 from .activation import (
     GELU,
     Hardsigmoid,
@@ -58,3 +61,10 @@ OPS: dict[str, type[Op]] = {
 }
 
 __all__ = ["MAX_DIM", "OPS", "Op", "Shape", "ShapeError"]
+
+
+def unknown_op_hint(name: str, blocks: Iterable[str]) -> str:
+    """What to write instead of an op name that is not one."""
+    if name in blocks:
+        return f"'{name}' is a block: write `block: {name}`"
+    return did_you_mean(name, OPS) or "see `cnngraph schema` for the list of ops"

@@ -11,11 +11,9 @@ from __future__ import annotations
 from typing import Any, TypeGuard
 
 from ..errors import Diagnostics, did_you_mean, listing
-from ..ops import OPS
+from ..ops import OPS, unknown_op_hint
 from ..source import Document, KeyPath
-from ..spec import SpecFile
-
-ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "for", "names", "spread", "if", "init"})
+from ..spec import ENTRY_KEYS, SpecFile
 
 
 def check_definitions(spec: SpecFile, doc: Document, diags: Diagnostics) -> None:
@@ -69,10 +67,8 @@ class _Checker:
     def entry(self, entry: dict[str, Any], src: KeyPath, bare: bool = False) -> None:
         op, block = entry.get("op"), entry.get("block")
         if _literal(op) and op not in OPS:
-            hint = did_you_mean(op, OPS) or "`cnngraph schema` lists the ops"
-            if op in self.spec.blocks:
-                hint = f"'{op}' is a block: write `block: {op}`"
             where = src if bare else (*src, "op")
+            hint = unknown_op_hint(op, self.spec.blocks)
             self.error("CG204", f"unknown op '{op}'", where, False, hint)
         elif _literal(op):
             fields = OPS[op].model_fields

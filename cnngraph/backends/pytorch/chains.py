@@ -10,12 +10,12 @@ from typing import Any
 
 from ... import symbolic as sym
 from ...ops import OPS
+from ...spec import ENTRY_KEYS
 from ...symbolic import Expr
 from . import pyexpr
 from .modules import ModuleWriter
 from .pyexpr import Unsupported
 from .spec_layers import (
-    ENTRY_KEYS,
     Param,
     pairs,
     param_hint,

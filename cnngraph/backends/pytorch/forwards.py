@@ -8,12 +8,11 @@ from ... import symbolic as sym
 from ...ops import OPS
 from ...ops.base import Fields
 from ...ops.conv import one_stride
-from ...spec import BlockDef, ResidualSpec
+from ...spec import ENTRY_KEYS, BlockDef, ResidualSpec
 from . import pyexpr
 from .chains import ChainWriter
 from .pyexpr import Unsupported
 from .spec_layers import (
-    ENTRY_KEYS,
     SEQUENCE,
     entry_of,
     is_entry,

@@ -10,13 +10,12 @@ from ... import symbolic as sym
 from ...expr import source_of
 from ...ops import OPS, Op
 from ...ops.base import Fields
-from ...spec import InitRule, init_rule
+from ...spec import ENTRY_KEYS, InitRule, init_rule
 from ...symbolic import Expr
 from . import pyexpr
 from .pyexpr import Unsupported
 from .runtime import init_lines
 from .spec_layers import (
-    ENTRY_KEYS,
     SEQUENCE,
     Param,
 )

@@ -11,9 +11,6 @@ from . import pyexpr
 from .pyexpr import Unsupported
 from .writer import python_name
 
-ENTRY_KEYS = frozenset({"op", "block", "from", "repeat", "for", "names", "spread", "if", "init"})
-
-
 SEQUENCE = " sequence"
 
 

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 from ... import symbolic as sym
 from ...ops import Op
 from ...ops.base import ShapeCode
+from ...spec import ENTRY_KEYS
 from ...symbolic import Expr
 from . import pyexpr
 from .pyexpr import Unsupported
 from .runtime import camel
 from .spec_layers import (
-    ENTRY_KEYS,
     Param,
     parse_params,
     template_fields,
