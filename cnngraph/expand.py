@@ -9,7 +9,6 @@ replaces the paths of blocks and repeats with the nodes producing their results.
 from __future__ import annotations
 
 import keyword
-import math
 import re
 import string
 from collections import ChainMap
@@ -36,7 +35,7 @@ from .expr import (
 from .ir import INPUT, Graph, Node, Scope, ScopeKind
 from .ops import MAX_DIM, OPS, unknown_op_hint
 from .reserved import clash
-from .source import MAX_INT_BITS, Document, KeyPath
+from .source import MAX_INT_BITS, Document, KeyPath, out_of_range
 from .spec import (
     ENTRY_KEYS,
     INIT_KINDS,
@@ -1368,6 +1367,4 @@ def _too_large(value: Any) -> bool:
     digits), or an infinite or NaN float, alone or in a table."""
     if isinstance(value, (list, tuple)):
         return any(_too_large(v) for v in value)
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    return type(value) is int and value.bit_length() > MAX_INT_BITS
+    return out_of_range(value)

@@ -163,10 +163,20 @@ def _check_values(data: Any, file: str) -> None:
             todo.extend(value.values())
         elif isinstance(value, (list, tuple)):
             todo.extend(value)
-        elif type(value) is float and not math.isfinite(value):
-            raise _fail("CG202", f"{value!r} is not a finite number", Location(file))
-        elif type(value) is int and value.bit_length() > MAX_INT_BITS:
-            raise _fail("CG202", f"a number over {MAX_INT_BITS} bits", Location(file))
+        elif out_of_range(value):
+            raise _fail(
+                "CG202",
+                f"a number that is not finite or is over {MAX_INT_BITS} bits",
+                Location(file),
+            )
+
+
+def out_of_range(value: Any) -> bool:
+    """A number no spec value can be: infinite or NaN (a built file could not spell it), or an
+    integer over MAX_INT_BITS (no size or count, and slow to print)."""
+    if type(value) is float:
+        return not math.isfinite(value)
+    return type(value) is int and value.bit_length() > MAX_INT_BITS
 
 
 def _looks_like_path(text: str) -> bool:
