@@ -14,13 +14,14 @@ against the value of every instance, so the code builds exactly the compiled mod
 from __future__ import annotations
 
 import ast
-import heapq
 import keyword
 import re
 import textwrap
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+import networkx as nx
 
 from ...expr import ExprError, Pending, evaluate, source_of
 from ...ir import INPUT, Item, Node, Scope, children
@@ -789,25 +790,15 @@ def _in_order(items: list[Item]) -> list[Item]:
     """The items in spec order, except that each comes after the items it reads (a `from:`
     may name a later layer)."""
     producer = {item.output: i for i, item in enumerate(items)}
-    waiting = [
-        {producer[r] for r in item.inputs if r in producer and producer[r] != i}
+    g: nx.DiGraph[int] = nx.DiGraph()
+    g.add_nodes_from(range(len(items)))
+    g.add_edges_from(
+        (producer[r], i)
         for i, item in enumerate(items)
-    ]
-    readers: dict[int, list[int]] = {}
-    for i, needs in enumerate(waiting):
-        for j in needs:
-            readers.setdefault(j, []).append(i)
-    ready = [i for i, needs in enumerate(waiting) if not needs]
-    heapq.heapify(ready)
-    order: list[Item] = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(items[i])
-        for reader in readers.get(i, []):
-            waiting[reader].discard(i)
-            if not waiting[reader]:
-                heapq.heappush(ready, reader)
-    return order
+        for r in item.inputs
+        if r in producer and producer[r] != i
+    )
+    return [items[i] for i in nx.lexicographical_topological_sort(g)]
 
 
 def _attr(local: str) -> str:
