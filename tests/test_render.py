@@ -173,3 +173,17 @@ def test_a_picture_too_long_to_read_is_said(
     assert "too long to read" in capsys.readouterr().err
     assert main(["render", str(spec), "-o", str(tmp_path / "long.svg")]) == 0
     assert "too long to read" not in capsys.readouterr().err
+
+
+def test_parallel_branches_are_drawn_in_spec_order() -> None:
+    """Inception's four branches side by side as the spec lists them, at full depth (Graphviz
+    alone put the single-conv branch last) and with branches folded into nodes."""
+    model = cnngraph.load(SPECS / "googlenet.yaml")
+    for depth in (None, 2):
+        svg = dot.render(model.to_dot(depth=depth), "svg").decode()
+        lefts = []
+        for branch in ("branch1", "branch2", "branch3", "branch4"):
+            # a node's tooltip is its path; the first one drawn for a branch is its entry
+            at = svg.index(f'xlink:title="inception4c.{branch}')
+            lefts.append(float(re.search(r' x="([-\d.]+)"', svg[at:]).group(1)))  # type: ignore[union-attr]
+        assert lefts == sorted(lefts), (depth, lefts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import html
+import itertools
 import shutil
 import subprocess
 import sys
@@ -120,6 +121,7 @@ class _Drawing:
         )
         self._body(self.dot, "", 0)
         edges = self._edges()
+        self._keep_branch_order()
         for edge in edges:
             attrs = dict(EDGE_STYLES.get(edge.kind or "", {}))
             self.dot.edge(edge.source, edge.target, label=" " + shape_text(edge.shape), **attrs)
@@ -257,6 +259,30 @@ class _Drawing:
                 runs[start] = items[start:end]
             start = end
         return runs
+
+    def _keep_branch_order(self) -> None:
+        """Parallel siblings (branches, a shortcut beside its body) side by side in spec order:
+        Graphviz orders a rank by its own heuristics (Inception's single-conv branch came out
+        last), but keeps an invisible flat edge between two nodes of one rank pointing left to
+        right. Siblings in sequence are fed differently and get none."""
+        for items in self.tree.values():
+            entries = [self._entry(item) for item in items]
+            for left, right in itertools.pairwise(entries):
+                if left and right and left[1] == right[1] and left[0] != right[0]:
+                    # minlen 0: the same rank when fed alike, so it moves nothing up or down
+                    self.dot.edge(left[0], right[0], style="invis", minlen="0")
+
+    def _entry(self, item: Item) -> tuple[str, frozenset[str]] | None:
+        """An item's first drawn node and the drawn nodes feeding it."""
+        names = [item.node.name] if item.node is not None else self._nodes_under(item.path)
+        for name in names:
+            ident = self.visible.get(name, _HIDDEN)
+            sources = frozenset(
+                self.visible.get(ref, _HIDDEN) for ref in self.graph.nodes[name].inputs
+            )
+            if ident != _HIDDEN and ident not in sources:
+                return ident, sources
+        return None
 
     def _nodes_under(self, path: str) -> list[str]:
         return self._members.get(path, [])
