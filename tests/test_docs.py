@@ -3,6 +3,7 @@ holds."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -170,3 +171,40 @@ def test_the_ci_step_and_the_pre_commit_hook_validate_specs_only(
     capsys.readouterr()
     assert main([*hook["entry"].split()[1:], *files]) == 0
     assert "1 file(s): 1 ok" in capsys.readouterr().out
+
+
+def test_pre_commit_runs_the_hook_on_changed_specs(tmp_path: Path) -> None:
+    """pre-commit itself, on a temporary repository, with the hook as `.pre-commit-hooks.yaml`
+    declares it (only `language: system`, so that the cnngraph installed here runs instead of
+    one pre-commit would install from the network): a broken spec fails the commit with its
+    diagnostic, other YAML and valid specs pass."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    config = {"repos": [{"repo": "local", "hooks": [{**hook, "language": "system"}]}]}
+    (repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
+    (repo / "net.yaml").write_text((ROOT / "specs" / "lenet5.yaml").read_text())
+    (repo / "chart.yaml").write_text("a: [1, 2\n")  # other YAML, not even valid
+    broken = (ROOT / "specs" / "lenet5.yaml").read_text().replace("kernel_size", "kernal_size", 1)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PRE_COMMIT_HOME": str(tmp_path / "cache"),
+    }
+
+    def pre_commit(*files: str) -> subprocess.CompletedProcess[str]:
+        run = [sys.executable, "-m", "pre_commit", "run", "--files", *files]
+        return subprocess.run(run, cwd=repo, env=env, capture_output=True, text=True, check=False)
+
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    passed = pre_commit("net.yaml", "chart.yaml", ".pre-commit-config.yaml")
+    assert passed.returncode == 0 and "cnngraph validate" in passed.stdout, passed.stdout
+    (repo / "net.yaml").write_text(broken)
+    failed = pre_commit("net.yaml", "chart.yaml")
+    assert failed.returncode == 1 and "CG201" in failed.stdout and "kernal_size" in failed.stdout
