@@ -180,7 +180,7 @@ class Model:
     def accepts(self, height: int, width: int) -> bool:
         """Whether the model compiles for an input of this height and width."""
         shape = (self.input_shape[0], height, width)
-        return self._inference.shapes(shape) is not None
+        return self._inference.compiles(shape)
 
     def rows(self, depth: int | None = None) -> list[Row]:
         """Layers and scopes up to `depth` (None: all), in spec order, with scope totals."""

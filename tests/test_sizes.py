@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cnngraph
+from cnngraph.errors import Diagnostics
+from cnngraph.passes.infer import ShapeInference
 from cnngraph.passes.sizes import LINEAR_SCAN, _first_valid
 
 from .conftest import SPECS
+from .random_specs import random_specs
 
 UNET = """
 cnngraph: 1
@@ -170,3 +175,36 @@ def test_size_scans_evaluate_channel_expressions_once(monkeypatch: pytest.Monkey
     model = cnngraph.load(text)
     assert model.input_size_rules is not None
     assert 0 < len(calls) <= 2
+
+
+def _agrees_with_full_inference(model: cnngraph.Model, sizes: int) -> None:
+    """The oracle: full shape inference with its diagnostics, from scratch, at every size;
+    the rules and `accepts` (memoised, and cut short where walks meet) must agree with it."""
+    rules = model.input_size_rules
+    assert rules is not None
+    c, h, w = model.input_shape
+    for n in range(1, sizes + 1):
+        for axis, shape in ((0, (c, n, w)), (1, (c, h, n))):
+            diags = Diagnostics(max_errors=None)
+            ShapeInference(model.graph).run(shape, diags)
+            compiles = not diags.has_errors
+            assert rules[axis].accepts(n) == compiles, (axis, n)
+            assert model.accepts(*shape[1:]) == compiles, shape
+
+
+@pytest.mark.parametrize("file", sorted(p.name for p in SPECS.glob("*.yaml")))
+def test_size_rules_of_every_spec_equal_trying_every_size(file: str) -> None:
+    model = cnngraph.load(SPECS / file)
+    if model.input_size_rules is None:  # flat inputs
+        return
+    _agrees_with_full_inference(model, 40)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(spec=random_specs())
+def test_size_rules_of_random_specs_equal_trying_every_size(spec: dict[str, Any]) -> None:
+    try:
+        model = cnngraph.load(spec)
+    except cnngraph.SpecError:
+        return  # the nominal size does not compile: nothing to compare at it
+    _agrees_with_full_inference(model, 60)

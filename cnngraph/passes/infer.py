@@ -35,6 +35,45 @@ class LayerInfo(NamedTuple):
     active: bool = True  # False when a residual's `when` turned the node into a pass-through
 
 
+_MISSING: Any = object()
+
+
+def _reads(node: Node, walked: dict[int, tuple[str, ...]]) -> tuple[str, ...]:
+    """The nodes whose shapes a node's fields and `when` read, through deferred expressions."""
+
+    def walk(value: Any) -> tuple[str, ...]:
+        if isinstance(value, ShapeSymbol):
+            return (value.node,)
+        if not isinstance(value, list | Deferred):
+            return ()
+        known = walked.get(id(value))
+        if known is None:
+            walked[id(value)] = ()  # a value that holds itself reads nothing more
+            items = value if isinstance(value, list) else value.env.values()
+            known = walked[id(value)] = tuple(dict.fromkeys(r for v in items for r in walk(v)))
+        return known
+
+    return tuple(dict.fromkeys(r for v in (*node.fields.values(), node.when) for r in walk(v)))
+
+
+def _cuts(plan: list[tuple[Node, tuple[str, ...]]]) -> dict[int, str]:
+    """The walk positions where one tensor is all that later nodes read (as inputs or through
+    their fields), and its name."""
+    last: dict[str, int] = {}
+    for index, (node, reads) in enumerate(plan):
+        for name in (*node.inputs, *reads):
+            last[name] = index
+    live = {INPUT} if INPUT in last else set()
+    cuts: dict[int, str] = {}
+    for index, (node, _) in enumerate(plan):
+        if len(live) == 1:
+            cuts[index] = next(iter(live))
+        live = {n for n in live if last[n] > index}
+        if last.get(node.name, -1) > index:
+            live.add(node.name)
+    return cuts
+
+
 class _Unknown(Exception):
     """A value depends on a shape that could not be inferred (that error is already reported)."""
 
@@ -46,9 +85,18 @@ class ShapeInference:
         self.graph = graph
         self._ops: dict[tuple[str, str], Op] = {}
         self._ordered = [graph.nodes[n] for n in graph.order if n != INPUT]
-        # Only nodes whose result depends on nothing but their input shapes are memoised.
-        self._plan = [(n, n.op is not None and n.when is True) for n in self._ordered]
-        self._memo: dict[tuple[str, tuple[Shape, ...]], Shape | None] = {}
+        # What a node's result depends on: its input shapes, and the shapes its fields read
+        # (in_channels of some tensor); size scans key their memo on both.
+        walked: dict[int, tuple[str, ...]] = {}  # shared values are walked once
+        self._plan = [(n, _reads(n, walked)) for n in self._ordered]
+        self._memo: dict[tuple[Any, ...], Shape | None] = {}
+        self._cuts = _cuts(self._plan)
+        self._reads_of = {n.name: reads for n, reads in self._plan}
+        self._settled: dict[tuple[Any, ...], tuple[Op, Any]] = {}
+        self._unresolvable = {
+            n.name for n in self._ordered if n.op is None and (n.broken or not n.pending)
+        }
+        self._outcomes: dict[tuple[int, Shape], bool] = {}
         self._node_ops: dict[str, Op] = {}  # the op each node was last inferred with
         # Deferred expressions by id (the graph keeps them alive): what each read, and gave
         self._evaluated: dict[int, tuple[list[tuple[Pending, Any]], Any]] = {}
@@ -77,6 +125,32 @@ class ShapeInference:
                 layers[node.name] = info
         return layers
 
+    def compiles(self, input_shape: Shape) -> bool:
+        """Whether the model compiles for `input_shape`: `shapes(...) is not None`, sooner.
+
+        Where a single tensor carries everything later layers need (between blocks of a
+        chain), what follows depends on its shape alone: a walk that reaches a shape seen
+        there before has the outcome of that earlier walk. A size scan's inputs converge after
+        each downsampling, so most walks end early."""
+        shapes: dict[str, Shape] = {INPUT: input_shape}
+        passed: list[tuple[int, Shape]] = []
+        outcome = True
+        for index, (node, reads) in enumerate(self._plan):
+            cut = self._cuts.get(index)
+            if cut is not None:
+                state = (index, shapes[cut])
+                known = self._outcomes.get(state)
+                if known is not None:
+                    outcome = known
+                    break
+                passed.append(state)
+            if self._step(node, reads, shapes) is None:
+                outcome = False
+                break
+        for state in passed:
+            self._outcomes[state] = outcome
+        return outcome
+
     def shapes(self, input_shape: Shape) -> dict[str, Shape] | None:
         """Every node's shape for `input_shape`, or None if the model does not compile for it.
 
@@ -84,21 +158,26 @@ class ShapeInference:
         shapes again and again, so results are kept per node and input shapes.
         """
         shapes: dict[str, Shape] = {INPUT: input_shape}
-        memo = self._memo
-        for node, cacheable in self._plan:
-            in_shapes = tuple(map(shapes.__getitem__, node.inputs))
-            key = (node.name, in_shapes)
-            if cacheable and key in memo:
-                out = memo[key]
-            else:
-                info = self._node(node, in_shapes, shapes, None, costs=False)
-                out = None if info is None else info.shape
-                if cacheable:
-                    memo[key] = out
-            if out is None:
+        for node, reads in self._plan:
+            if self._step(node, reads, shapes) is None:
                 return None
-            shapes[node.name] = out
         return shapes
+
+    def _step(self, node: Node, reads: tuple[str, ...], shapes: dict[str, Shape]) -> Shape | None:
+        """One node's shape, quietly, into `shapes`; kept per input shapes and shapes read."""
+        in_shapes = tuple(map(shapes.__getitem__, node.inputs))
+        key: tuple[Any, ...] = (node.name, in_shapes)
+        if reads:
+            if any(r not in shapes for r in reads):
+                return None  # a read of a later node: not in a checked graph
+            key = (*key, *(shapes[r] for r in reads))
+        out = self._memo.get(key, _MISSING)
+        if out is _MISSING:
+            info = self._node(node, in_shapes, shapes, None, costs=False)
+            out = self._memo[key] = None if info is None else info.shape
+        if out is not None:
+            shapes[node.name] = out
+        return out
 
     def symmetric(self) -> bool:
         """Whether every op treats height and width alike, so one axis answers for both."""
@@ -113,11 +192,10 @@ class ShapeInference:
         diags: Diagnostics | None,
         costs: bool,
     ) -> LayerInfo | None:
-        if node.op is None and (node.broken or not node.pending):
+        if node.name in self._unresolvable:
             return None  # its fields were wrong; validation has said so
         try:
-            op = node.op or self._resolve_op(node, shapes, diags)
-            when = True if node.when is True else self._resolve(node.when, shapes)
+            op, when = self._settle(node, shapes, diags)
         except _Unknown:
             return None
         except ExprError as exc:
@@ -193,6 +271,24 @@ class ShapeInference:
             return None
         macs = op.count_macs(in_shapes, out) if costs else 0
         return LayerInfo(node.name, node.kind, op, node.inputs, in_shapes, out, params, macs)
+
+    def _settle(
+        self, node: Node, shapes: dict[str, Shape], diags: Diagnostics | None
+    ) -> tuple[Op | None, Any]:
+        """A node's op and `when`, resolved once per distinct channel counts they read (a
+        size scan changes heights and widths, rarely channels)."""
+        if node.when is True and node.op is not None:
+            return node.op, True
+        reads = self._reads_of[node.name]
+        key = (node.name, *(shapes[r][0] if r in shapes else None for r in reads))
+        known = self._settled.get(key)
+        if known is not None:
+            return known
+        op = node.op or self._resolve_op(node, shapes, diags)
+        when = True if node.when is True else self._resolve(node.when, shapes)
+        if op is not None and None not in key:
+            self._settled[key] = op, when
+        return op, when
 
     def _resolve_op(
         self, node: Node, shapes: dict[str, Shape], diags: Diagnostics | None

@@ -60,7 +60,7 @@ def input_size_rules(inference: ShapeInference, shape: Shape) -> tuple[AxisRule,
     if len(shape) != 3:
         return None
     pivot = (
-        shape if inference.shapes(shape) is not None else _square_that_compiles(inference, shape)
+        shape if inference.compiles(shape) else _square_that_compiles(inference, shape)
     )
     if pivot is None:
         return None
@@ -72,7 +72,7 @@ def input_size_rules(inference: ShapeInference, shape: Shape) -> tuple[AxisRule,
 
         def compiles(n: int, axis: int = axis) -> bool:
             candidate = (*pivot[:axis], n, *pivot[axis + 1 :])
-            return inference.shapes(candidate) is not None
+            return inference.compiles(candidate)
 
         rule = _scan(name, pivot[axis], _period(inference, pivot, axis), compiles)
         if rule is None:
@@ -85,7 +85,7 @@ def _square_that_compiles(inference: ShapeInference, shape: Shape) -> Shape | No
     """With one axis held fixed, only sizes valid for that axis can be scanned along the other:
     when the given size fails, start from the smallest square input that works."""
     n = _first_valid(
-        lambda n: inference.shapes((shape[0], n, n)) is not None,
+        lambda n: inference.compiles((shape[0], n, n)),
         max(2 * max(shape[1:]), 512),
         MAX_PERIOD,
     )
