@@ -35,9 +35,6 @@ class LayerInfo(NamedTuple):
     active: bool = True  # False when a residual's `when` turned the node into a pass-through
 
 
-_MISSING: Any = object()
-
-
 def _reads(node: Node, walked: dict[int, tuple[str, ...]]) -> tuple[str, ...]:
     """The nodes whose shapes a node's fields and `when` read, through deferred expressions."""
 
@@ -171,8 +168,9 @@ class ShapeInference:
             if any(r not in shapes for r in reads):
                 return None  # a read of a later node: not in a checked graph
             key = (*key, *(shapes[r] for r in reads))
-        out = self._memo.get(key, _MISSING)
-        if out is _MISSING:
+        if key in self._memo:
+            out = self._memo[key]
+        else:
             info = self._node(node, in_shapes, shapes, None, costs=False)
             out = self._memo[key] = None if info is None else info.shape
         if out is not None:
