@@ -6,10 +6,9 @@ import contextlib
 import gc
 import html
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import expr, source
 from .errors import Diagnostic, Diagnostics, SpecError
@@ -95,9 +94,9 @@ class SummaryText(str):
         return f"<pre>{html.escape(str(self))}</pre>"
 
 
-@dataclass(frozen=True)
-class Row:
-    """One line of a summary: a layer, or a block/repeat/branch with its totals."""
+class Row(NamedTuple):
+    """One line of a summary: a layer, or a block/repeat/branch with its totals (a tuple: a
+    deep network's summary has tens of thousands)."""
 
     name: str
     kind: str  # "layer", "block", "repeat" or "branch"
@@ -149,18 +148,22 @@ class Model:
     @property
     def layers(self) -> list[LayerInfo]:
         """Every node but the input, in spec order."""
-        return [self._layers[n] for n in self.graph.nodes if n != INPUT and n in self._layers]
+        return list(self._ordered_layers)
+
+    @cached_property
+    def _ordered_layers(self) -> tuple[LayerInfo, ...]:
+        return tuple(self._layers[n] for n in self.graph.nodes if n != INPUT and n in self._layers)
 
     def layer(self, name: str) -> LayerInfo:
         return self._layers[name]
 
     @cached_property
     def params(self) -> int:
-        return sum(li.params for li in self.layers)
+        return sum(li.params for li in self._ordered_layers)
 
     @cached_property
     def macs(self) -> int:
-        return sum(li.macs for li in self.layers)
+        return sum(li.macs for li in self._ordered_layers)
 
     @property
     def outputs(self) -> dict[str, Shape]:
@@ -184,39 +187,31 @@ class Model:
 
     def rows(self, depth: int | None = None) -> list[Row]:
         """Layers and scopes up to `depth` (None: all), in spec order, with scope totals."""
+        nodes = self.graph.nodes
         totals: dict[str, list[int]] = {}
-        for info in self.layers:
-            for path in self.graph.nodes[info.name].scope:
+        for info in self._ordered_layers:
+            for path in nodes[info.name].scope:
                 acc = totals.setdefault(path, [0, 0])
                 acc[0] += info.params
                 acc[1] += info.macs
         rows: list[Row] = []
         seen: set[str] = set()
-        for info in self.layers:
-            node = self.graph.nodes[info.name]
-            for level, path in enumerate(node.scope, start=1):
+        labels: dict[tuple[int, tuple[Shape, ...]], str] = {}  # layers alike share ops
+        for info in self._ordered_layers:
+            scope = nodes[info.name].scope
+            for level, path in enumerate(scope, start=1):
                 if path not in seen and (depth is None or level <= depth):
                     seen.add(path)
                     rows.append(self._scope_row(self.graph.scopes[path], level, totals[path]))
-            level = len(node.scope) + 1
+            level = len(scope) + 1
             if depth is None or level <= depth:
-                op = (
-                    info.op.label(info.input_shapes)
-                    if info.op is not None and info.active
-                    else (f"{info.kind} (skipped)")
-                )
-                rows.append(
-                    Row(
-                        info.name,
-                        "layer",
-                        op,
-                        level,
-                        info.shape,
-                        info.params,
-                        info.macs,
-                        info.inputs,
-                    )
-                )
+                if info.op is not None and info.active:
+                    key = (id(info.op), info.input_shapes)
+                    op = labels.get(key) or labels.setdefault(key, info.op.label(info.input_shapes))
+                else:
+                    op = f"{info.kind} (skipped)"
+                row = (info.name, "layer", op, level, info.shape, info.params, info.macs)
+                rows.append(Row(*row, info.inputs))
         return rows
 
     def _scope_row(self, scope: Scope, level: int, total: list[int]) -> Row:

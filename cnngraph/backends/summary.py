@@ -35,7 +35,7 @@ def _mib(count: int) -> str:
 def activations(model: Model) -> int:
     """Values produced per sample by all active layers: what a forward pass keeps for backward."""
     total = 0
-    for info in model.layers:
+    for info in model._ordered_layers:
         if info.active:
             size = 1
             for d in info.shape:
@@ -57,11 +57,12 @@ def render_text(model: Model, depth: int | None) -> str:
                 f"{row.macs:,}" if row.macs else "-",
             )
         )
-    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    widths = [max(map(len, column)) for column in zip(*table, strict=True)]
     width = sum(widths) + 2 * 4
+    template = "  ".join(f"{{:{'<' if i < 3 else '>'}{w}}}" for i, w in enumerate(widths))
 
     def line(r: tuple[str, ...]) -> str:
-        return "  ".join((r[i].ljust if i < 3 else r[i].rjust)(widths[i]) for i in range(5))
+        return template.format(*r)
 
     rule = "=" * width
     values = activations(model)
@@ -80,7 +81,7 @@ def render_text(model: Model, depth: int | None) -> str:
         f"Activations:   {values:,} values per sample ({_mib(values)})",
         f"Input sizes:   {describe(model.input_size_rules)}",
     ]
-    if depth is not None and len(rows) < len(model.layers) + len(model.graph.scopes):
+    if depth is not None and len(rows) < len(model._ordered_layers) + len(model.graph.scopes):
         out.append(
             f"(layers below depth {depth} are folded into their blocks; --depth to see more)"
         )

@@ -3,6 +3,7 @@ op object and the same shapes that produced its output shape, never from a secon
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -14,6 +15,8 @@ from ..ir import INPUT, Graph, Node
 from ..ops import MAX_DIM, Op, Shape, ShapeError
 from ..ops.base import Fields
 from ..ops.conv import Projection
+from . import segments as seg
+from .segments import Plan, Segment
 from .validate import build_op
 
 # One tensor of one sample, or one layer's weights: far past any real network (32 GiB as
@@ -35,42 +38,6 @@ class LayerInfo(NamedTuple):
     active: bool = True  # False when a residual's `when` turned the node into a pass-through
 
 
-def _reads(node: Node, walked: dict[int, tuple[str, ...]]) -> tuple[str, ...]:
-    """The nodes whose shapes a node's fields and `when` read, through deferred expressions."""
-
-    def walk(value: Any) -> tuple[str, ...]:
-        if isinstance(value, ShapeSymbol):
-            return (value.node,)
-        if not isinstance(value, list | Deferred):
-            return ()
-        known = walked.get(id(value))
-        if known is None:
-            walked[id(value)] = ()  # a value that holds itself reads nothing more
-            items = value if isinstance(value, list) else value.env.values()
-            known = walked[id(value)] = tuple(dict.fromkeys(r for v in items for r in walk(v)))
-        return known
-
-    return tuple(dict.fromkeys(r for v in (*node.fields.values(), node.when) for r in walk(v)))
-
-
-def _cuts(plan: list[tuple[Node, tuple[str, ...]]]) -> dict[int, str]:
-    """The walk positions where one tensor is all that later nodes read (as inputs or through
-    their fields), and its name."""
-    last: dict[str, int] = {}
-    for index, (node, reads) in enumerate(plan):
-        for name in (*node.inputs, *reads):
-            last[name] = index
-    live = {INPUT} if INPUT in last else set()
-    cuts: dict[int, str] = {}
-    for index, (node, _) in enumerate(plan):
-        if len(live) == 1:
-            cuts[index] = next(iter(live))
-        live = {n for n in live if last[n] > index}
-        if last.get(node.name, -1) > index:
-            live.add(node.name)
-    return cuts
-
-
 class _Unknown(Exception):
     """A value depends on a shape that could not be inferred (that error is already reported)."""
 
@@ -82,18 +49,14 @@ class ShapeInference:
         self.graph = graph
         self._ops: dict[tuple[str, str], Op] = {}
         self._ordered = [graph.nodes[n] for n in graph.order if n != INPUT]
-        # What a node's result depends on: its input shapes, and the shapes its fields read
-        # (in_channels of some tensor); size scans key their memo on both.
-        walked: dict[int, tuple[str, ...]] = {}  # shared values are walked once
-        self._plan = [(n, _reads(n, walked)) for n in self._ordered]
-        self._memo: dict[tuple[Any, ...], Shape | None] = {}
-        self._cuts = _cuts(self._plan)
-        self._reads_of = {n.name: reads for n, reads in self._plan}
+        self._walked: dict[int, tuple[str, ...]] = {}  # what shared field values read
+        self._reads_of: dict[str, tuple[str, ...]] = {}
+        self._memo: dict[tuple[Any, ...], Shape | None] = {}  # node, shapes it sees -> shape
+        self._segment_memo: dict[tuple[int, Shape | None], Shape | None] = {}
         self._settled: dict[tuple[Any, ...], tuple[Op, Any]] = {}
         self._unresolvable = {
             n.name for n in self._ordered if n.op is None and (n.broken or not n.pending)
         }
-        self._outcomes: dict[tuple[int, Shape], bool] = {}
         self._node_ops: dict[str, Op] = {}  # the op each node was last inferred with
         # Deferred expressions by id (the graph keeps them alive): what each read, and gave
         self._evaluated: dict[int, tuple[list[tuple[Pending, Any]], Any]] = {}
@@ -125,28 +88,75 @@ class ShapeInference:
     def compiles(self, input_shape: Shape) -> bool:
         """Whether the model compiles for `input_shape`: `shapes(...) is not None`, sooner.
 
-        Where a single tensor carries everything later layers need (between blocks of a
-        chain), what follows depends on its shape alone: a walk that reaches a shape seen
-        there before has the outcome of that earlier walk. A size scan's inputs converge after
-        each downsampling, so most walks end early."""
-        shapes: dict[str, Shape] = {INPUT: input_shape}
-        passed: list[tuple[int, Shape]] = []
-        outcome = True
-        for index, (node, reads) in enumerate(self._plan):
-            cut = self._cuts.get(index)
-            if cut is not None:
-                state = (index, shapes[cut])
-                known = self._outcomes.get(state)
-                if known is not None:
-                    outcome = known
-                    break
-                passed.append(state)
+        The walk goes segment by segment (see segments.py): a segment's result is computed
+        once per signature and entry shape, so a stage of identical blocks costs one lookup per
+        block, and a scan's inputs, which converge after each downsampling, share the rest."""
+        shape: Shape | None = input_shape
+        for segment in self._segments:
+            key = (segment.signature, shape)
+            if key in self._segment_memo:
+                shape = self._segment_memo[key]
+            else:
+                shape = self._segment_memo[key] = self._walk(segment, shape)
+            if shape is None:
+                return False
+        return True
+
+    def _walk(self, segment: Segment, entry: Shape | None) -> Shape | None:
+        shapes = self._segment_shapes(segment, entry)
+        if shapes is None:
+            return None
+        return shapes[segment.entry] if segment.exit is None else shapes[segment.exit]
+
+    def _segment_shapes(self, segment: Segment, entry: Shape | None) -> dict[str, Shape] | None:
+        if entry is None:
+            return None
+        shapes = {segment.entry: entry}
+        for node, reads in self._plan[segment.start : segment.end]:
             if self._step(node, reads, shapes) is None:
-                outcome = False
-                break
-        for state in passed:
-            self._outcomes[state] = outcome
-        return outcome
+                return None
+        return shapes
+
+    def least_growth(self, small: Shape, large: Shape, axis: int) -> int | None:
+        """The least amount by which any node's size along `axis` grows from input `small` to
+        input `large` (both compile; `large` is larger along `axis`), None if none grows:
+        sizes.py bounds the period of the valid sizes with it. Segment by segment, each
+        signature and pair of entry shapes once."""
+        least: int | None = None
+        seen: dict[tuple[int, Shape, Shape], tuple[int | None, Shape, Shape]] = {}
+        for segment in self._segments:
+            key = (segment.signature, small, large)
+            if key not in seen:
+                a = self._segment_shapes(segment, small)
+                b = self._segment_shapes(segment, large)
+                if a is None or b is None:
+                    return None  # not for inputs that compile
+                growths = [
+                    b[name][axis] - size[axis]
+                    for name, size in a.items()
+                    if len(size) == 3 and b[name][axis] > size[axis]
+                ]
+                exit_ = segment.exit or segment.entry
+                seen[key] = (min(growths, default=None), a[exit_], b[exit_])
+            growth, small, large = seen[key]
+            if growth is not None:
+                least = growth if least is None else min(least, growth)
+        return least
+
+    @functools.cached_property
+    def _plan(self) -> Plan:
+        """Each node in walk order, with what its result depends on besides its inputs."""
+        return [(n, self._reads(n)) for n in self._ordered]
+
+    @functools.cached_property
+    def _segments(self) -> list[Segment]:
+        return seg.segments(self._plan)
+
+    def _reads(self, node: Node) -> tuple[str, ...]:
+        found = self._reads_of.get(node.name)
+        if found is None:
+            found = self._reads_of[node.name] = seg.reads(node, self._walked)
+        return found
 
     def shapes(self, input_shape: Shape) -> dict[str, Shape] | None:
         """Every node's shape for `input_shape`, or None if the model does not compile for it.
@@ -180,7 +190,8 @@ class ShapeInference:
     def symmetric(self) -> bool:
         """Whether every op treats height and width alike, so one axis answers for both."""
         ops = [n.op for n in self.graph.nodes.values()] + list(self._ops.values())
-        return all(op.symmetric() for op in ops if op is not None)
+        unique = {id(op): op for op in ops if op is not None}  # layers alike share ops
+        return all(op.symmetric() for op in unique.values())
 
     def _node(
         self,
@@ -277,7 +288,7 @@ class ShapeInference:
         size scan changes heights and widths, rarely channels)."""
         if node.when is True and node.op is not None:
             return node.op, True
-        reads = self._reads_of[node.name]
+        reads = self._reads(node)
         key = (node.name, *(shapes[r][0] if r in shapes else None for r in reads))
         known = self._settled.get(key)
         if known is not None:

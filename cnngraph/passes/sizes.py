@@ -59,9 +59,7 @@ def input_size_rules(inference: ShapeInference, shape: Shape) -> tuple[AxisRule,
     """Rules for H and W, or None for inputs without spatial dims or when no size compiles."""
     if len(shape) != 3:
         return None
-    pivot = (
-        shape if inference.compiles(shape) else _square_that_compiles(inference, shape)
-    )
+    pivot = shape if inference.compiles(shape) else _square_that_compiles(inference, shape)
     if pivot is None:
         return None
     rules: list[AxisRule] = []
@@ -98,15 +96,10 @@ def _period(inference: ShapeInference, shape: Shape, axis: int) -> int:
     by a multiple of its stride, so the pattern of valid sizes repeats with that period."""
     n = shape[axis]
     doubled = (*shape[:axis], 2 * n, *shape[axis + 1 :])
-    small = inference.shapes(shape)
-    large = inference.shapes(doubled)
-    if small is None or large is None:
+    if not (inference.compiles(shape) and inference.compiles(doubled)):
         return MAX_PERIOD
-    ratio = 1.0
-    for name, size in small.items():
-        other = large[name]
-        if len(size) == 3 and other[axis] > size[axis]:
-            ratio = max(ratio, n / (other[axis] - size[axis]))
+    growth = inference.least_growth(shape, doubled, axis)
+    ratio = 1.0 if growth is None else max(1.0, n / growth)
     return min(1 << math.ceil(math.log2(ratio)), MAX_PERIOD)
 
 

@@ -14,10 +14,21 @@ from ..source import KeyPath
 
 
 def validate(graph: Graph, diags: Diagnostics) -> None:
-    """Build the op of every node whose fields are final; the rest wait for shape inference."""
+    """Build the op of every node whose fields are final; the rest wait for shape inference.
+    Layers written alike share one op: a deep network repeats a few layers thousands of times,
+    and the size scans recognise repeated structure by op identity."""
+    built: dict[tuple[str, str], Op] = {}
     for node in graph.nodes.values():
         if node.kind != INPUT and not node.broken and not node.pending:
-            node.op = build_op(graph, node, node.fields, diags)
+            key = (node.kind, repr(node.fields))
+            op = built.get(key)
+            if op is None:
+                op = build_op(graph, node, node.fields, diags)
+                if op is not None:
+                    built[key] = op
+            else:
+                _check_init(graph, node, op, diags)
+            node.op = op
 
 
 def build_op(graph: Graph, node: Node, fields: dict[str, Any], diags: Diagnostics) -> Op | None:
@@ -42,6 +53,11 @@ def build_op(graph: Graph, node: Node, fields: dict[str, Any], diags: Diagnostic
             where,
         )
         return None
+    _check_init(graph, node, op, diags)
+    return op
+
+
+def _check_init(graph: Graph, node: Node, op: Op, diags: Diagnostics) -> None:
     if node.init is not None and not op.has_weights():
         diags.error(
             "CG202",
@@ -49,4 +65,3 @@ def build_op(graph: Graph, node: Node, fields: dict[str, Any], diags: Diagnostic
             graph.where((*node.src, "init"), at_key=True),
             "remove `init`, or give the layer weights (affine: true)",
         )
-    return op
