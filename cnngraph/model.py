@@ -39,9 +39,9 @@ def load(
 
 @contextlib.contextmanager
 def _without_gc() -> Iterator[None]:
-    """Compiling makes many objects and no cycles worth collecting while it runs; Python's
-    collector would walk the growing heap again and again (a 40,000-line file parsed 3x
-    slower, and doubling its size tripled the time)."""
+    """Compiling and summarising make many objects and no cycles worth collecting while they
+    run; Python's collector would walk the growing heap again and again (a 40,000-line file
+    parsed 3x slower, and doubling its size tripled the time)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -178,7 +178,8 @@ class Model:
     @cached_property
     def input_size_rules(self) -> tuple[AxisRule, AxisRule] | None:
         """Which heights and widths compile (None for inputs without spatial dims)."""
-        return input_size_rules(self._inference, self.input_shape)
+        with _without_gc():
+            return input_size_rules(self._inference, self.input_shape)
 
     def accepts(self, height: int, width: int) -> bool:
         """Whether the model compiles for an input of this height and width."""
@@ -223,12 +224,14 @@ class Model:
         that a REPL or a notebook shows as the table, not as a quoted string."""
         from .backends.summary import render_text
 
-        return SummaryText(render_text(self, depth))
+        with _without_gc():
+            return SummaryText(render_text(self, depth))
 
     def to_dict(self, depth: int | None = None) -> dict[str, Any]:
         from .backends.summary import render_dict
 
-        return render_dict(self, depth)
+        with _without_gc():
+            return render_dict(self, depth)
 
     def to_dot(self, depth: int | None = None, rankdir: str = "TB") -> str:
         """Graphviz DOT source of the model's diagram; `depth` folds deeper blocks."""

@@ -12,15 +12,17 @@ def check(graph: Graph, diags: Diagnostics) -> bool:
     """Report structural problems and set `graph.order`; False if there is no valid order."""
     g: nx.DiGraph[str] = nx.DiGraph()
     g.add_nodes_from(graph.nodes)
-    for node in graph.nodes.values():
-        g.add_edges_from((src, node.name) for src in node.inputs if src in graph.nodes)
-    position = {name: i for i, name in enumerate(graph.nodes)}
+    nodes = graph.nodes
+    g.add_edges_from(
+        (src, node.name) for node in nodes.values() for src in node.inputs if src in nodes
+    )
 
     try:
         # Deterministic (it follows insertion order, which is spec order); displays keep spec
         # order themselves, so inference needs no more than a valid order.
         graph.order = list(nx.topological_sort(g))
     except nx.NetworkXUnfeasible:
+        position = {name: i for i, name in enumerate(graph.nodes)}
         for component in nx.strongly_connected_components(g):
             if len(component) > 1 or g.has_edge(*(2 * [next(iter(component))])):
                 _report_cycle(graph, g.subgraph(component), position, diags)
