@@ -328,18 +328,27 @@ def deferred(text: str, env: Mapping[str, Any]) -> Deferred:
     """An expression to evaluate once shapes are known, with the values it reads now: its
     scope gains names later (the block's next params), and the expression must see neither
     those nor a later param that shadows a model param. An unknown name is an error now."""
-    tree = compile_expression(text)
-    functions = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in functions}
-    bound = {
-        n.target.id
-        for n in ast.walk(tree)
-        if isinstance(n, ast.comprehension) and isinstance(n.target, ast.Name)
-    }
-    for name in sorted(names - bound - _CONSTANT_NAMES.keys()):
+    names, free = _names(text)
+    for name in free:
         if name not in env:
             _Evaluator(env, None, _Budget(1)).eval(ast.Name(name))  # the evaluator's CG302
     return Deferred(text, {name: env[name] for name in names if name in env})
+
+
+@lru_cache(maxsize=4096)
+def _names(text: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The names an expression reads, and those of them its scope must define (not bound by
+    a comprehension, not a constant), sorted: once per text, as a deep network repeats a few."""
+    tree = compile_expression(text)
+    nodes = list(ast.walk(tree))
+    functions = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
+    names = {n.id for n in nodes if isinstance(n, ast.Name) and id(n) not in functions}
+    bound = {
+        n.target.id
+        for n in nodes
+        if isinstance(n, ast.comprehension) and isinstance(n.target, ast.Name)
+    }
+    return frozenset(names), tuple(sorted(names - bound - _CONSTANT_NAMES.keys()))
 
 
 class _Budget:
