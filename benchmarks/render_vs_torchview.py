@@ -8,32 +8,19 @@ Both render with the same Graphviz (`dot` on PATH). Wall time and peak RSS per p
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from processes import prepare, run_process
+
 TORCHVIEW = """
 import sys, torchvision, torchview
 net = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False)
 graph = torchview.draw_graph(net, input_size=(1, 3, 224, 224), depth=3)
 graph.visual_graph.render(sys.argv[1], format="svg", cleanup=True)
 """
-
-
-def run(argv: list[str]) -> tuple[float, float]:
-    start = time.perf_counter()
-    child = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    if status != 0:
-        raise SystemExit(
-            f"{argv[:4]} failed: {child.stderr.read().decode() if child.stderr else ''}"
-        )
-    return time.perf_counter() - start, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -51,10 +38,11 @@ def main() -> None:
         str(out / "ours.svg"),
     ]
     theirs_cmd = [sys.executable, "-c", TORCHVIEW, str(out / "theirs")]
+    env = prepare()
     ours, theirs = [], []
     for _ in range(args.runs):
-        ours.append(run(ours_cmd))
-        theirs.append(run(theirs_cmd))
+        ours.append(run_process(ours_cmd, env)[:2])
+        theirs.append(run_process(theirs_cmd, env)[:2])
     t_ours, t_theirs = (statistics.median(t for t, _ in r) for r in (ours, theirs))
     m_ours, m_theirs = (statistics.median(m for _, m in r) for r in (ours, theirs))
     print(f"googlenet to SVG, {args.runs} runs each, medians")

@@ -2,6 +2,8 @@
 
     python benchmarks/summary_vs_torchinfo.py [--runs 5] [--model resnet50 --spec specs/resnet.yaml]
 
+ResNet-50 and EfficientNet-B0 unless --model says otherwise.
+
 Two views, both medians of --runs alternating runs:
 - process: a fresh interpreter per run, as a user waits for it (wall time, peak RSS);
 - in-process: imports done, the work alone (cnngraph: compile + summary text with the valid
@@ -14,12 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from processes import ROOT, prepare, run_process
 
 TORCHINFO_SCRIPT = """
 import torchinfo, torchvision
@@ -27,19 +28,6 @@ model = torchvision.models.{model}()
 stats = torchinfo.summary(model, input_size=(1, 3, {hw}, {hw}), verbose=0)
 print(stats.total_params, stats.total_mult_adds)
 """
-
-
-def run_process(argv: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MiB, and stdout of one child process."""
-    start = time.perf_counter()
-    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    out = child.stdout.read().decode() if child.stdout else ""
-    _, status, usage = os.wait4(child.pid, 0)
-    elapsed = time.perf_counter() - start
-    if status != 0:
-        err = child.stderr.read().decode() if child.stderr else ""
-        raise SystemExit(f"{argv[:3]} failed:\n{err}")
-    return elapsed, usage.ru_maxrss / 1024, out  # ru_maxrss is in KiB on Linux
 
 
 def in_process(spec: Path, model_name: str, hw: int, runs: int) -> tuple[float, float]:
@@ -60,33 +48,29 @@ def in_process(spec: Path, model_name: str, hw: int, runs: int) -> tuple[float, 
     return statistics.median(ours), statistics.median(theirs)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--model", default="resnet50", help="torchvision's name for it")
-    parser.add_argument("--spec", default=str(ROOT / "specs" / "resnet.yaml"))
-    args = parser.parse_args()
-    spec = Path(args.spec)
+MODELS = {"resnet50": "specs/resnet.yaml", "efficientnet_b0": "specs/efficientnet.yaml"}
+
+
+def compare(model_name: str, spec: Path, runs: int, env: dict[str, str]) -> None:
     import cnngraph
 
     compiled = cnngraph.load(spec)
     hw = compiled.input_shape[1]
-
     ours_cmd = [sys.executable, "-m", "cnngraph", "summary", str(spec)]
-    theirs_cmd = [sys.executable, "-c", TORCHINFO_SCRIPT.format(model=args.model, hw=hw)]
+    theirs_cmd = [sys.executable, "-c", TORCHINFO_SCRIPT.format(model=model_name, hw=hw)]
     ours_t, ours_m, theirs_t, theirs_m = [], [], [], []
     theirs_out = ""
-    for _ in range(args.runs):
-        t, m, _ = run_process(ours_cmd)
+    for _ in range(runs):
+        t, m, _ = run_process(ours_cmd, env)
         ours_t.append(t)
         ours_m.append(m)
-        t, m, theirs_out = run_process(theirs_cmd)
+        t, m, theirs_out = run_process(theirs_cmd, env)
         theirs_t.append(t)
         theirs_m.append(m)
-    in_ours, in_theirs = in_process(spec, args.model, hw, args.runs)
+    in_ours, in_theirs = in_process(spec, model_name, hw, runs)
 
     params, mult_adds = (int(x) for x in theirs_out.split())
-    print(f"{args.model}, {args.runs} runs each, medians; machine: {os.cpu_count()} CPUs")
+    print(f"{model_name}, {runs} runs each, medians; machine: {os.cpu_count()} CPUs")
     print(f"  cnngraph : {compiled.params:,} params, {compiled.macs:,} MACs")
     print(f"  torchinfo: {params:,} params, {mult_adds:,} mult-adds (its own convention)")
     rows = [
@@ -97,6 +81,21 @@ def main() -> None:
     print(f"  {'':24}{'cnngraph':>12}{'torchinfo':>12}{'ratio':>10}")
     for label, ours, theirs in rows:
         print(f"  {label:24}{ours:12.3f}{theirs:12.3f}{theirs / ours:9.1f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--model", action="append", help=f"torchvision's name (default: {', '.join(MODELS)})"
+    )
+    parser.add_argument("--spec", help="the spec for a single --model")
+    args = parser.parse_args()
+    env = prepare()
+    names = args.model or list(MODELS)
+    for name in names:
+        spec = Path(args.spec) if args.spec and len(names) == 1 else ROOT / MODELS[name]
+        compare(name, spec, args.runs, env)
 
 
 if __name__ == "__main__":
