@@ -30,6 +30,9 @@ MAX_WORK = 200_000
 # layer): a file cannot multiply the first limit by its number of layers.
 MAX_TOTAL_WORK = 2_000_000
 _TOTAL_WORK: ContextVar[list[int] | None] = ContextVar("cnngraph_total_work", default=None)
+_RESULTS: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar(
+    "cnngraph_results", default=None
+)
 
 _REFERENCE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 
@@ -304,24 +307,50 @@ def evaluate(text: str, env: Mapping[str, Any], resolve: Resolver | None = None)
     defer the whole expression. Raises ExprError for the user's mistakes.
     """
     tree = compile_expression(text)
+    results = _RESULTS.get()
+    key = None if results is None or resolve is not None else _result_key(text, env)
+    if key is not None and key in results:  # type: ignore[operator]
+        return results[key]  # type: ignore[index]
     total = _TOTAL_WORK.get()
     budget = _Budget(MAX_WORK if total is None else min(MAX_WORK, total[0]))
     budget.shared = total is not None and total[0] < MAX_WORK
     try:
-        return _Evaluator(env, resolve, budget).eval(tree)
+        value = _Evaluator(env, resolve, budget).eval(tree)
     finally:
         if total is not None:
             total[0] -= budget.spent
+    if key is not None and isinstance(value, _SCALARS):
+        results[key] = value  # type: ignore[index]
+    return value
+
+
+_SCALARS = (bool, int, float, str, type(None))
+_ABSENT = object()
+
+
+def _result_key(text: str, env: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """The text and the values it reads, when they are plain scalars: a deep network
+    evaluates the same few expressions with the same few values thousands of times."""
+    values = []
+    for name in _names(text)[0]:
+        value = env.get(name, _ABSENT)
+        if value is not _ABSENT and not isinstance(value, _SCALARS):
+            return None
+        values.append((type(value), value))  # True and 1 are equal keys otherwise
+    return (text, *values)
 
 
 @contextlib.contextmanager
 def work_budget() -> Iterator[None]:
-    """Evaluations inside share MAX_TOTAL_WORK (one compile)."""
+    """Evaluations inside share MAX_TOTAL_WORK (one compile), and the results of scalar
+    expressions."""
     token = _TOTAL_WORK.set([MAX_TOTAL_WORK])
+    results = _RESULTS.set({})
     try:
         yield
     finally:
         _TOTAL_WORK.reset(token)
+        _RESULTS.reset(results)
 
 
 def deferred(text: str, env: Mapping[str, Any]) -> Deferred:
@@ -336,7 +365,7 @@ def deferred(text: str, env: Mapping[str, Any]) -> Deferred:
 
 
 @lru_cache(maxsize=4096)
-def _names(text: str) -> tuple[frozenset[str], tuple[str, ...]]:
+def _names(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The names an expression reads, and those of them its scope must define (not bound by
     a comprehension, not a constant), sorted: once per text, as a deep network repeats a few."""
     tree = compile_expression(text)
@@ -348,7 +377,7 @@ def _names(text: str) -> tuple[frozenset[str], tuple[str, ...]]:
         for n in nodes
         if isinstance(n, ast.comprehension) and isinstance(n.target, ast.Name)
     }
-    return frozenset(names), tuple(sorted(names - bound - _CONSTANT_NAMES.keys()))
+    return tuple(sorted(names)), tuple(sorted(names - bound - _CONSTANT_NAMES.keys()))
 
 
 class _Budget:

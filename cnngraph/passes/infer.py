@@ -53,6 +53,9 @@ class ShapeInference:
         self._reads_of: dict[str, tuple[str, ...]] = {}
         self._memo: dict[tuple[Any, ...], Shape | None] = {}  # node, shapes it sees -> shape
         self._segment_memo: dict[tuple[int, Shape | None], Shape | None] = {}
+        # channel-free segments: (signature, height and width) -> exit size, largest area
+        self._size_memo: dict[tuple[int, Shape], tuple[Shape | None, int]] = {}
+        self._nominal: dict[str, Shape] | None = None  # every node's shape at the spec's input
         self._settled: dict[tuple[Any, ...], tuple[Op, Any]] = {}
         self._unresolvable = {
             n.name for n in self._ordered if n.op is None and (n.broken or not n.pending)
@@ -83,6 +86,7 @@ class ShapeInference:
             if info is not None:
                 shapes[node.name] = info.shape
                 layers[node.name] = info
+        self._nominal = shapes if len(shapes) == len(self._ordered) + 1 else None
         return layers
 
     def compiles(self, input_shape: Shape) -> bool:
@@ -90,17 +94,59 @@ class ShapeInference:
 
         The walk goes segment by segment (see segments.py): a segment's result is computed
         once per signature and entry shape, so a stage of identical blocks costs one lookup per
-        block, and a scan's inputs, which converge after each downsampling, share the rest."""
+        block, and a scan's inputs, which converge after each downsampling, share the rest.
+        With the channels of the nominal input, segments of fixed ops on C x H x W tensors are
+        looked up by height and width alone: channel counts do not depend on the input size
+        (they were checked at the nominal size), so the layers of a dense block, which differ
+        only in channels, share one result."""
+        nominal = self._nominal
+        by_size = nominal is not None and input_shape[:1] == nominal[INPUT][:1]
         shape: Shape | None = input_shape
-        for segment in self._segments:
+        for index, segment in enumerate(self._segments):
+            if shape is None:
+                return False
+            if by_size and index in self._channel_free:
+                shape = self._sized(index, segment, shape)
+                continue
             key = (segment.signature, shape)
             if key in self._segment_memo:
                 shape = self._segment_memo[key]
             else:
                 shape = self._segment_memo[key] = self._walk(segment, shape)
-            if shape is None:
-                return False
-        return True
+        return shape is not None
+
+    def _sized(self, index: int, segment: Segment, entry: Shape) -> Shape | None:
+        """A channel-free segment's exit for `entry`: its height and width by signature, its
+        channels as at the nominal size."""
+        known = self._size_memo.get((segment.signature, entry[1:]))
+        channels, peak = self._channel_free[index]
+        if known is None or (known[0] is not None and peak * known[1] > MAX_VALUES):
+            # not seen, or its largest tensor might hold too many values with these channels
+            shapes = self._segment_shapes(segment, entry)
+            if shapes is None:
+                return None
+            exit_ = shapes[segment.exit or segment.entry]
+            area = max(s[1] * s[2] for s in shapes.values())
+            self._size_memo[(segment.signature, entry[1:])] = (exit_[1:], area)
+            return exit_
+        size, _ = known
+        return None if size is None else (channels, *size)
+
+    @functools.cached_property
+    def _channel_free(self) -> dict[int, tuple[int, int]]:
+        """Segments whose nodes have fixed ops and C x H x W shapes at the nominal size, with
+        their exit's channels and their largest channel count."""
+        nominal = self._nominal or {}
+        out = {}
+        for index, segment in enumerate(self._segments):
+            part = self._plan[segment.start : segment.end]
+            names = [segment.entry, *(node.name for node, _ in part)]
+            if all(node.op is not None and node.when is True for node, _ in part) and all(
+                len(nominal.get(name, ())) == 3 for name in names
+            ):
+                exit_ = nominal[segment.exit or segment.entry]
+                out[index] = (exit_[0], max(nominal[name][0] for name in names))
+        return out
 
     def _walk(self, segment: Segment, entry: Shape | None) -> Shape | None:
         shapes = self._segment_shapes(segment, entry)
