@@ -208,3 +208,26 @@ def test_size_rules_of_random_specs_equal_trying_every_size(spec: dict[str, Any]
     except cnngraph.SpecError:
         return  # the nominal size does not compile: nothing to compare at it
     _agrees_with_full_inference(model, 60)
+
+
+def test_layers_alike_on_more_channels_may_not_hold_the_same_sizes() -> None:
+    """Size lookups share results between segments alike but for their channels; where the
+    wider one would hold too many values, it is walked, not assumed (2048 x 2400 x 2400 is
+    over the limit on values, 1 x 2400 x 2400 is not)."""
+    spec = """
+cnngraph: 1
+name: wide
+input: [1, 64, 64]
+layers:
+  up1: {op: upsample, scale_factor: 8}
+  down1: {op: max_pool2d, kernel_size: 8}
+  widen: {op: conv2d, out_channels: 2048, kernel_size: 1}
+  up2: {op: upsample, scale_factor: 8}
+  down2: {op: max_pool2d, kernel_size: 8}
+"""
+    model = cnngraph.load(spec)
+    for size, compiles in ((200, True), (300, False)):
+        diags = Diagnostics(max_errors=None)
+        ShapeInference(model.graph).run((1, size, size), diags)
+        assert diags.has_errors is not compiles
+        assert model.accepts(size, size) is compiles
