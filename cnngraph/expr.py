@@ -341,16 +341,16 @@ def _result_key(text: str, env: Mapping[str, Any]) -> tuple[Any, ...] | None:
 
 
 @contextlib.contextmanager
-def work_budget() -> Iterator[None]:
+def work_budget(results: dict[tuple[Any, ...], Any] | None = None) -> Iterator[None]:
     """Evaluations inside share MAX_TOTAL_WORK (one compile), and the results of scalar
-    expressions."""
+    expressions (`results`, to keep them longer)."""
     token = _TOTAL_WORK.set([MAX_TOTAL_WORK])
-    results = _RESULTS.set({})
+    results_token = _RESULTS.set({} if results is None else results)
     try:
         yield
     finally:
         _TOTAL_WORK.reset(token)
-        _RESULTS.reset(results)
+        _RESULTS.reset(results_token)
 
 
 def deferred(text: str, env: Mapping[str, Any]) -> Deferred:

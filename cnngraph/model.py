@@ -14,7 +14,7 @@ from . import expr, source
 from .errors import Diagnostic, Diagnostics, SpecError
 from .expand import expand
 from .ir import INPUT, Graph, Scope
-from .ops import Shape
+from .ops import Op, Shape
 from .passes.check import check
 from .passes.definitions import check_definitions
 from .passes.infer import LayerInfo, ShapeInference
@@ -34,7 +34,30 @@ def load(
     SpecError, whose `.diagnostics` lists every problem found.
     """
     with _without_gc(), expr.work_budget():
-        return _load(spec, params, input_shape, name)
+        return _load(source.read(spec, name), params, input_shape, {})
+
+
+class Compiler:
+    """Compiles one spec again and again with different params (a sweep): the file is read
+    once, and what does not depend on the params is kept between compiles (the op built for
+    each set of fields, the value of each expression for each set of inputs)."""
+
+    def __init__(self, spec: str | Path | Mapping[str, Any], name: str | None = None) -> None:
+        self.document = source.read(spec, name)
+        self._ops: dict[tuple[str, str], Op] = {}
+        self._results: dict[tuple[Any, ...], Any] = {}
+
+    def load(
+        self, params: Mapping[str, Any] | None = None, input_shape: Shape | None = None
+    ) -> Model:
+        if len(self._results) > _MAX_KEPT or len(self._ops) > _MAX_KEPT:
+            self._results.clear()  # a long random sweep would grow them without end
+            self._ops.clear()
+        with _without_gc(), expr.work_budget(self._results):
+            return _load(self.document, params, input_shape, self._ops)
+
+
+_MAX_KEPT = 200_000
 
 
 @contextlib.contextmanager
@@ -52,17 +75,16 @@ def _without_gc() -> Iterator[None]:
 
 
 def _load(
-    spec: str | Path | Mapping[str, Any],
+    doc: source.Document,
     params: Mapping[str, Any] | None,
     input_shape: Shape | None,
-    name: str | None,
+    ops: dict[tuple[str, str], Op],
 ) -> Model:
     diags = Diagnostics()
-    doc = source.read(spec, name)
     graph = expand(doc, diags, params, tuple(input_shape) if input_shape else None)
     if graph is None:
         raise SpecError(diags.items())
-    validate(graph, diags)
+    validate(graph, diags, ops)
     ordered = check(graph, diags)
     layers: dict[str, LayerInfo] = {}
     inference = ShapeInference(graph)  # after check: it walks the graph in `graph.order`

@@ -13,11 +13,13 @@ from ..ops import OPS, Op
 from ..source import KeyPath
 
 
-def validate(graph: Graph, diags: Diagnostics) -> None:
+def validate(
+    graph: Graph, diags: Diagnostics, built: dict[tuple[str, str], Op] | None = None
+) -> None:
     """Build the op of every node whose fields are final; the rest wait for shape inference.
     Layers written alike share one op: a deep network repeats a few layers thousands of times,
     and the size scans recognise repeated structure by op identity."""
-    built: dict[tuple[str, str], Op] = {}
+    built = {} if built is None else built  # kept between compiles by a Compiler
     for node in graph.nodes.values():
         if node.kind != INPUT and not node.broken and not node.pending:
             key = (node.kind, repr(node.fields))
