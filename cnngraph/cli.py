@@ -6,29 +6,30 @@ Exit codes: 0 clean (warnings allowed), 1 the specs have errors, 2 usage error.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import glob
 import json
 import os
 import re
-import shutil
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import __version__, source
+from . import __version__, cli_sweep, source
 from .backends.summary import si
-from .errors import Diagnostic, SpecError, format_github, format_text, printable
+from .cli_common import (
+    Formatter,
+    UsageError,
+    add_set,
+    input_shape,
+    param_overrides,
+    print_diagnostics,
+    write_atomically,
+)
+from .errors import Diagnostic, SpecError, printable
 from .model import Model, load
-from .source import parse
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
-
-
-class UsageError(Exception):
-    """A mistake in the command line itself (exit status 2)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,23 +84,9 @@ def _main(argv: Sequence[str] | None) -> int:
     return 2  # pragma: no cover - parser.exit does not return
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help layout, measuring the terminal once: argparse makes a formatter for
-    every argument declared, and each asked for the terminal's size (15 ms per run)."""
-
-    def __init__(self, prog: str, **kwargs: Any) -> None:
-        kwargs.setdefault("width", _terminal_width())
-        super().__init__(prog, **kwargs)
-
-
-@functools.cache
-def _terminal_width() -> int:
-    return shutil.get_terminal_size().columns - 2  # as argparse computes it
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
         prog="cnngraph",
         description="Compile CNN graph specs: validate them, infer shapes, count params and MACs.",
     )
@@ -108,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser(
         "validate",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
         help="check spec files; exit 1 if any has errors",
         description="Check spec files, directories (searched for "
         "*.yaml, *.yml, *.json) or glob patterns.",
@@ -126,12 +113,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip files without a top-level `cnngraph:` key (other YAML in a repository)",
     )
-    _add_set(validate)
+    add_set(validate)
     validate.set_defaults(run=_validate)
 
     summary = sub.add_parser(
         "summary",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
         help="per-layer shapes, params and MACs",
         description="Print a table of layers with output shapes, "
         "parameter counts and MACs, and the totals.",
@@ -148,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser(
         "build",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
         help="write standalone torch source for a spec",
         description="Generate a Python module (importing only torch) with one nn.Module class "
         "per block definition and the model class last.",
@@ -159,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
 
     render = sub.add_parser(
         "render",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
         help="draw a spec with Graphviz",
         description="Draw the model: blocks as clusters, skip connections styled, shapes on "
         "edges. Uses the system's Graphviz, else the graphviz-pure package.",
@@ -173,8 +160,10 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--rankdir", choices=("TB", "LR"), default="TB")
     render.set_defaults(run=_render)
 
+    cli_sweep.add_parser(sub)
+
     schema = sub.add_parser(
-        "schema", help="print the JSON Schema of the spec format", formatter_class=_Formatter
+        "schema", help="print the JSON Schema of the spec format", formatter_class=Formatter
     )
     schema.set_defaults(run=_schema)
     return parser
@@ -185,16 +174,16 @@ def _add_spec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC")
     parser.add_argument(
         "--input",
-        type=_input_shape,
+        type=input_shape,
         metavar="CxHxW",
         help="input shape per sample, e.g. 3x224x224 (overrides the spec)",
     )
-    _add_set(parser)
+    add_set(parser)
 
 
 def _compile(args: argparse.Namespace) -> Model | None:
     """The spec named on the command line, compiled; None (diagnostics printed) if it fails."""
-    overrides = _overrides(args.overrides)
+    overrides = param_overrides(args.overrides)
     if not Path(args.spec).exists():
         raise UsageError(f"no such file: '{args.spec}'")
     try:
@@ -205,49 +194,14 @@ def _compile(args: argparse.Namespace) -> Model | None:
             report = _report(args.spec, False, exc.diagnostics)
             _print_json([report], errors, len(exc.diagnostics) - errors)
         else:
-            _print_diagnostics(exc.diagnostics, "stderr")
+            print_diagnostics(exc.diagnostics, "stderr")
         return None
-
-
-def _add_set(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="overrides",
-        help="override a model param (repeatable); VALUE is YAML: 10, 0.5, true, [1, 2]",
-    )
-
-
-def _input_shape(text: str) -> tuple[int, ...]:
-    """`3x224x224`, or as a spec writes it: `3,224,224` or `[3, 224, 224]`."""
-    parts = text.strip().strip("[]()").replace(",", "x").replace(" ", "").lower().split("x")
-    if not all(p.isascii() and p.isdigit() and len(p) <= 9 for p in parts):
-        raise argparse.ArgumentTypeError(f"'{text[:40]}' is not like 3x224x224")
-    dims = tuple(int(p) for p in parts)
-    if len(dims) not in (1, 3) or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}': give CxHxW or F, all positive")
-    return dims
 
 
 def _depth(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"depth must be a positive integer, got '{text}'")
     return int(text)
-
-
-def _overrides(items: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--set expects KEY=VALUE, got '{item}'")
-        try:
-            out[key.strip()] = parse(value, "--set").data if value.strip() else ""
-        except SpecError as exc:
-            raise UsageError(f"--set {key}: {exc.diagnostics[0].message}") from None
-    return out
 
 
 def _spec_files(patterns: Sequence[str]) -> list[Path]:
@@ -271,27 +225,8 @@ def _spec_files(patterns: Sequence[str]) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-def _source_lines(file: str) -> list[str]:
-    try:
-        return source.read_text(Path(file), file).splitlines()
-    except (SpecError, OSError, UnicodeDecodeError):
-        return []
-
-
-def _print_diagnostics(diagnostics: Sequence[Diagnostic], fmt: str) -> None:
-    lines: dict[str, list[str]] = {}
-    for d in diagnostics:
-        if fmt == "github":
-            print(format_github(d))
-        else:
-            file = d.location.file
-            if file not in lines:
-                lines[file] = _source_lines(file)
-            print(format_text(d, lines[file]), file=sys.stderr if fmt == "stderr" else sys.stdout)
-
-
 def _validate(args: argparse.Namespace) -> int:
-    overrides = _overrides(args.overrides)
+    overrides = param_overrides(args.overrides)
     files = _spec_files(args.paths)
     if args.specs_only:
         files = [f for f in files if _looks_like_a_spec(f)]
@@ -315,7 +250,7 @@ def _validate(args: argparse.Namespace) -> int:
         reports.append(report)
         if args.format == "json":
             continue
-        _print_diagnostics(diagnostics, args.format)
+        print_diagnostics(diagnostics, args.format)
         if model is not None and args.format == "text":
             print(
                 f"ok  {file}  {model.name}: {model.params:,} params, "
@@ -386,7 +321,7 @@ def _build(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(source)
         return 0
-    _write_atomically(Path(args.output), source.encode())
+    write_atomically(Path(args.output), source.encode())
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
@@ -409,11 +344,11 @@ def _render(args: argparse.Namespace) -> int:
         if fallback.exists():
             saved = f"{fallback} exists and is left as it is; --format dot writes the source"
         else:
-            _write_atomically(fallback, source.encode())
+            write_atomically(fallback, source.encode())
             saved = f"wrote the diagram's source to {fallback}"
         print(f"cnngraph: {exc}\n{saved}", file=sys.stderr)
         return 1
-    _write_atomically(output, data)
+    write_atomically(output, data)
     print(f"wrote {output}", file=sys.stderr)
     size = _png_size(data) if fmt == "png" else None
     if size is not None and (max(size) >= PNG_LIMIT or max(size) > 30 * min(size)):
@@ -434,29 +369,6 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
     if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 24:
         return None
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-
-
-def _write_atomically(path: Path, data: str | bytes) -> None:
-    """Write through a temporary file in the same directory: never a half-written file."""
-    import tempfile
-
-    try:
-        with tempfile.NamedTemporaryFile(
-            "wb",
-            dir=path.parent or Path("."),
-            prefix=f".{path.name}.",
-            suffix=".tmp",
-            delete=False,
-        ) as tmp:
-            tmp.write(data.encode() if isinstance(data, str) else data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp.name, 0o666 & ~umask)  # as any new file, not tempfile's private 0600
-        os.replace(tmp.name, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError, UnboundLocalError):
-            os.unlink(tmp.name)
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _schema(args: argparse.Namespace) -> int:

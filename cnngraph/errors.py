@@ -63,6 +63,10 @@ CODES: dict[str, str] = {
     "CG512": "invalid dimension",
     "CG513": "projection impossible",
     "CG514": "invalid padding for this configuration",
+    "CG601": "invalid sweep file",
+    "CG602": "invalid distribution or grid",
+    "CG603": "sweep varies an unknown param",
+    "CG604": "invalid --where",
 }
 
 

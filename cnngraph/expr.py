@@ -364,6 +364,11 @@ def deferred(text: str, env: Mapping[str, Any]) -> Deferred:
     return Deferred(text, {name: env[name] for name in names if name in env})
 
 
+def free_names(text: str) -> tuple[str, ...]:
+    """The names an expression needs from its scope, sorted."""
+    return _names(text)[1]
+
+
 @lru_cache(maxsize=4096)
 def _names(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The names an expression reads, and those of them its scope must define (not bound by

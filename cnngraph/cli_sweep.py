@@ -1,0 +1,287 @@
+"""`cnngraph sweep`: the command line of sweeps (the work is in sweep.py and space.py)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from . import expr, pydantic_errors
+from .cli_common import (
+    Formatter,
+    UsageError,
+    add_set,
+    atomic_output,
+    input_shape,
+    param_overrides,
+    print_diagnostics,
+    write_atomically,
+)
+from .errors import Diagnostics, SpecError, did_you_mean
+from .model import Compiler
+from .source import Document, parse, read_text
+from .space import Space, SpaceError, grid_values, parse_distribution
+from .sweep import Progress, Row, Where, default_jobs, run
+
+
+class SweepFile(BaseModel):
+    """A sweep written down: what `--grid`, `--dist`, `--sample`, `--seed`, `--where`, `--set`
+    and `--input` say on the command line (which wins over the file)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    dist: dict[str, str] = Field(default_factory=dict)
+    sample: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    where: str | None = None
+    set_: dict[str, Any] = Field(default_factory=dict, alias="set")
+    input: list[int] | None = None
+
+
+def add_parser(sub: Any) -> None:
+    sweep = sub.add_parser(
+        "sweep",
+        formatter_class=Formatter,
+        help="compile many variants of a spec's params: figures as CSV or JSON Lines",
+        description="Evaluate variants of a spec's params without torch: every combination of "
+        "the --grid values, or --sample N draws of the --dist distributions (or both), each "
+        "compiled and counted. Variants that do not compile are rows with their diagnostic.",
+        epilog="distributions: choice(a, b, ...), int(lo, hi[, step]), log_int(lo, hi[, step]), "
+        "uniform(lo, hi), log_uniform(lo, hi), lists of them ([d] * 4 for four draws), "
+        "sorted(...); see docs/sweeps.md",
+    )
+    sweep.add_argument("spec", metavar="SPEC")
+    sweep.add_argument("--file", metavar="SWEEP", help="a sweep file (YAML); flags win over it")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...")
+    sweep.add_argument("--dist", action="append", default=[], metavar="KEY=DISTRIBUTION")
+    sweep.add_argument("--sample", type=_positive, metavar="N", help="draws of the --dist values")
+    sweep.add_argument("--seed", type=int, help="of the draws (default 0)")
+    sweep.add_argument(
+        "--where", metavar="EXPR", help="keep variants where it holds: 'macs <= 400e6'"
+    )
+    sweep.add_argument("--input", type=input_shape, metavar="CxHxW", help="the input per sample")
+    add_set(sweep)
+    sweep.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    sweep.add_argument("--format", choices=("csv", "jsonl"), help="default: -o's suffix, else csv")
+    sweep.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="processes (0: one per core)"
+    )
+    sweep.add_argument("--emit", metavar="DIR", help="write each kept variant as a spec file")
+    sweep.add_argument("--plot", metavar="PNG", help="params against MACs (needs matplotlib)")
+    sweep.add_argument(
+        "--no-sizes", action="store_true", help="skip the valid input sizes (faster)"
+    )
+    sweep.set_defaults(run=main)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return int(text)
+
+
+def main(args: argparse.Namespace) -> int:
+    if not Path(args.spec).exists():
+        raise UsageError(f"no such file: '{args.spec}'")
+    written = _sweep_file(args.file) if args.file else SweepFile()
+    if written is None:
+        return 1
+    fixed = {**written.set_, **param_overrides(args.overrides)}
+    shape = args.input or (tuple(written.input) if written.input else None)
+    space = _space(args, written)
+    try:
+        compiler = Compiler(Path(args.spec))
+        compiler.load(fixed or None, shape)  # the spec itself must compile
+    except SpecError as exc:
+        print_diagnostics(exc.diagnostics, "stderr")
+        return 1
+    declared = _declared_params(compiler.document)
+    for name in [*space.grid, *space.distributions, *fixed]:
+        if name not in declared:
+            hint = did_you_mean(name, declared) or f"params: {', '.join(declared) or 'none'}"
+            raise UsageError(f"CG603 '{name}' is not a param of {args.spec}; {hint}")
+    where = _where(args.where or written.where, declared)
+    if args.plot:
+        _need_matplotlib()
+    suffix = Path(args.output).suffix.lower() if args.output else ""
+    fmt = args.format or ("jsonl" if suffix in (".jsonl", ".json") else "csv")
+    jobs = default_jobs() if args.jobs == 0 else max(1, args.jobs)
+    emitter = _Emitter(args.emit, args.spec, compiler, fixed, shape, space.size())
+    progress = Progress(space.size())
+    plotted: list[Row] = []
+    from .backends.sweep_files import RowWriter
+
+    with _output(args.output) as stream:
+        writer = RowWriter(stream, fmt, [*space.grid, *space.distributions])
+        try:
+            evaluator = (Path(args.spec), fixed, shape, not args.no_sizes)
+            for row in run(space, evaluator, where, jobs, progress):
+                writer.write(row)
+                if row.status != "invalid" and args.plot:
+                    plotted.append(Row(row.variant, {}, row.status, row.metrics))
+                if row.status == "kept":
+                    emitter.write(row)
+        except expr.ExprError as exc:
+            hint = f"; {exc.hint}" if exc.hint else ""
+            raise UsageError(f"CG604 --where: {exc.message}{hint}") from None
+    print(progress.finish(), file=sys.stderr)
+    if args.plot:
+        _write_plot(Path(args.plot), plotted, f"{Path(args.spec).stem}", space.size())
+    return 0
+
+
+class _Emitter:
+    """Kept variants as spec files in a directory (none without --emit)."""
+
+    def __init__(
+        self,
+        directory: str | None,
+        spec: str,
+        compiler: Compiler,
+        fixed: dict[str, Any],
+        shape: tuple[int, ...] | None,
+        total: int,
+    ) -> None:
+        self.directory = Path(directory) if directory else None
+        if self.directory is not None:
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"cannot create {directory}: {exc.strerror or exc}") from None
+        self.spec, self.data, self.fixed = spec, compiler.document.data, fixed
+        self.shape, self.total = shape, total
+
+    def write(self, row: Row) -> None:
+        if self.directory is None:
+            return
+        from .backends.sweep_files import emitted_path, spec_text, variant_spec
+
+        header = [
+            f"variant {row.variant} of {self.spec}, written by `cnngraph sweep`",
+            ", ".join(f"{k}={v}" for k, v in row.values.items()),
+            f"{row.metrics['params']:,} params, {row.metrics['macs']:,} MACs",
+        ]
+        spec = variant_spec(self.data, {**self.fixed, **row.values}, self.shape)
+        path = emitted_path(self.directory, Path(self.spec).stem, row.variant, self.total)
+        write_atomically(path, spec_text(spec, header))
+
+
+def _write_plot(path: Path, rows: list[Row], name: str, total: int) -> None:
+    from .backends.sweep_files import plot
+
+    kept = sum(r.status == "kept" for r in rows)
+    write_atomically(path, plot(rows, f"{name}: {kept:,} of {total:,} variants kept"))
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def _sweep_file(file: str) -> SweepFile | None:
+    """The sweep file, or None with its diagnostics printed."""
+    path = Path(file)
+    try:
+        doc = parse(read_text(path, file), file)
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from None
+    except SpecError as exc:
+        print_diagnostics(exc.diagnostics, "stderr")
+        return None
+    data = doc.data if doc.data is not None else {}
+    diags = Diagnostics()
+    if not isinstance(data, dict):
+        diags.error("CG601", "a sweep file is a mapping", doc.where(()), _SWEEP_KEYS)
+    else:
+        try:
+            return SweepFile.model_validate(data)
+        except ValidationError as exc:
+            pydantic_errors.report(exc.errors(), data, (), doc, diags, "sweep file", _fields_at)
+    print_diagnostics([dataclasses.replace(d, code="CG601") for d in diags.items()], "stderr")
+    return None
+
+
+_SWEEP_KEYS = "keys: grid, dist, sample, seed, where, set, input"
+
+
+def _fields_at(path: Sequence[str | int]) -> list[str]:
+    return ["grid", "dist", "sample", "seed", "where", "set", "input"] if not path else []
+
+
+def _space(args: argparse.Namespace, written: SweepFile) -> Space:
+    grid = dict(written.grid)
+    for item in args.grid:
+        key, values = _pair(item, "--grid", "KEY=V1,V2,...")
+        try:
+            grid[key] = grid_values(values, lambda text: parse(text, "--grid").data)
+        except (SpaceError, SpecError) as exc:
+            raise UsageError(f"CG602 --grid {key}: {_message(exc)}") from None
+    distributions = dict(written.dist)
+    for item in args.dist:
+        key, text = _pair(item, "--dist", "KEY=DISTRIBUTION")
+        distributions[key] = text
+    space = Space(
+        grid,
+        distributions,
+        args.sample if args.sample is not None else written.sample,
+        args.seed if args.seed is not None else written.seed,
+    )
+    try:
+        for key, text in distributions.items():
+            try:
+                parse_distribution(text)
+            except SpaceError as exc:
+                raise SpaceError(f"--dist {key}: {exc.message}", exc.hint) from None
+        space.check()
+    except SpaceError as exc:
+        raise UsageError(f"CG602 {_message(exc)}") from None
+    return space
+
+
+def _pair(item: str, flag: str, form: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"{flag} expects {form}, got '{item}'")
+    return key.strip(), value
+
+
+def _message(exc: SpaceError | SpecError) -> str:
+    if isinstance(exc, SpecError):
+        return exc.diagnostics[0].message
+    return exc.message + (f" ({exc.hint})" if exc.hint else "")
+
+
+def _declared_params(doc: Document) -> list[str]:
+    params = doc.data.get("params") if isinstance(doc.data, dict) else None
+    return list(params) if isinstance(params, dict) else []
+
+
+def _where(text: str | None, declared: Sequence[str]) -> Where | None:
+    if text is None:
+        return None
+    try:
+        return Where(text, declared)
+    except expr.ExprError as exc:
+        hint = f"; {exc.hint}" if exc.hint else ""
+        raise UsageError(f"CG604 --where: {exc.message}{hint}") from None
+
+
+def _need_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "--plot needs matplotlib: pip install 'cnngraph[plot]' (or matplotlib)"
+        ) from None
+
+
+@contextmanager
+def _output(path: str | None) -> Iterator[TextIO]:
+    """stdout, or a file that appears whole when the sweep ends."""
+    if path is None:
+        yield sys.stdout
+        return
+    with atomic_output(Path(path)) as stream:
+        yield stream
