@@ -27,7 +27,7 @@ from .errors import Diagnostics, SpecError, did_you_mean
 from .model import Compiler
 from .source import Document, parse, read_text
 from .space import Space, SpaceError, grid_values, parse_distribution
-from .sweep import Progress, Row, Where, default_jobs, run
+from .sweep import Progress, Row, Where, default_jobs, metrics, run
 
 
 class SweepFile(BaseModel):
@@ -97,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
     space = _space(args, written)
     try:
         compiler = Compiler(Path(args.spec))
-        compiler.load(fixed or None, shape)  # the spec itself must compile
+        base = compiler.load(fixed or None, shape)  # the spec itself must compile
     except SpecError as exc:
         print_diagnostics(exc.diagnostics, "stderr")
         return 1
@@ -107,6 +107,12 @@ def main(args: argparse.Namespace) -> int:
             hint = did_you_mean(name, declared) or f"params: {', '.join(declared) or 'none'}"
             raise UsageError(f"CG603 '{name}' is not a param of {args.spec}; {hint}")
     where = _where(args.where or written.where, declared)
+    if where is not None:  # a --where that fails on the spec itself fails before any output
+        try:
+            where(Row(-1, {}, metrics=metrics(base), model_params=dict(base.graph.params)))
+        except expr.ExprError as exc:
+            hint = f"; {exc.hint}" if exc.hint else ""
+            raise UsageError(f"CG604 --where: {exc.message}{hint}") from None
     if args.plot:
         _need_matplotlib()
     suffix = Path(args.output).suffix.lower() if args.output else ""
