@@ -212,3 +212,22 @@ def test_distributions_compose() -> None:
     space = Space({"a": [1, 2]}, {"b": "int(0, 9)"}, samples=3, seed=5)
     first, again = list(space.variants()), list(space.variants())
     assert first == again and len(first) == 6 and [v["a"] for v in first] == [1, 1, 1, 2, 2, 2]
+
+
+def test_sampled_anynets_count_as_torchvisions_regnet_builder_does() -> None:
+    """Rows of a sampled AnyNetX space against torchvision's own RegNet class, built from the
+    same stage depths, widths, group widths and bottleneck ratios (with its width fitting)."""
+    regnet = pytest.importorskip("torchvision.models.regnet")
+    space = Space(
+        {}, {"stages": ANYNET_SPACE.split("=", 1)[1], "se_ratio": "choice(0.0, 0.25)"}, 6, 7
+    )
+    for values in space.variants():
+        model = cnngraph.load(SPECS / "anynet.yaml", params=values, input_shape=(3, 64, 64))
+        depths, widths, groups, ratios = (list(column) for column in zip(*values["stages"]))
+        widths, groups = regnet.BlockParams._adjust_widths_groups_compatibilty(
+            widths, ratios, groups
+        )
+        se = values["se_ratio"] or None
+        params = regnet.BlockParams(depths, widths, groups, ratios, [2] * 4, se)
+        reference = regnet.RegNet(params)
+        assert model.params == sum(p.numel() for p in reference.parameters()), values
