@@ -588,17 +588,33 @@ class _Evaluator:
                 for p in (node.slice.lower, node.slice.upper, node.slice.step)
             ]
             return self._apply(lambda c: c[slice(*parts)], container)
-        return self._apply(operator.getitem, container, self.eval(node.slice))
+        index = self.eval(node.slice)
+        if isinstance(container, list | str) and isinstance(index, int):
+            size = len(container)
+            if not -size <= index < size:
+                what = f"'{ast.unparse(node.value)}'"
+                raise ExprError(
+                    "CG304",
+                    f"index {index} is out of range: {what} has {size} item(s)",
+                    f"indexes run from 0 to {size - 1}" if size else f"{what} is empty",
+                )
+        return self._apply(operator.getitem, container, index)
 
     @staticmethod
     def _apply(func: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except ZeroDivisionError:
-            raise ExprError("CG304", "division by zero") from None
+            raise ExprError(
+                "CG304", "division by zero", "check the divisor's params: one of them is 0"
+            ) from None
         except (TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
             what = f"{name}(): " if name else ""
-            raise ExprError("CG304", f"{what}{exc}") from None
+            raise ExprError(
+                "CG304",
+                f"{what}{exc}",
+                "check the types and values of the params the expression reads",
+            ) from None
 
 
 def _too_big_power(base: Any, exponent: Any) -> bool:

@@ -51,6 +51,12 @@ def _tutorial_variant() -> str:
     return variant.replace("name: anynet", "name: my_anynet")
 
 
+def _missing_value(variant: str) -> str:
+    """The tutorial's broken table: the third row without its bottleneck ratio."""
+    assert "[6,    200,   24,          1.0]" in variant
+    return variant.replace("[6,    200,   24,          1.0]", "[6,    200,   24]")
+
+
 def test_the_anynet_tutorial_figures_hold(tmp_path: Path) -> None:
     """The tutorial's edits, and the figures and diagnostic it prints."""
     tutorial = TUTORIAL
@@ -58,11 +64,13 @@ def test_the_anynet_tutorial_figures_hold(tmp_path: Path) -> None:
     model = cnngraph.load(variant)
     assert f"{model.params:,} params" in tutorial and f"MACs:          {model.macs:,}" in tutorial
     bad = tmp_path / "bad.yaml"
-    bad.write_text(variant.replace("[6,    200,   24,", "[6,    200,   30,"))
+    bad.write_text(_missing_value(variant))
     with pytest.raises(cnngraph.SpecError) as info:
         cnngraph.load(bad)
     first = info.value.diagnostics[0]
-    assert first.code == "CG502" and first.message in tutorial
+    assert first.code == "CG304" and first.message in tutorial
+    # a group width that does not divide the width is fitted, as the tutorial says
+    assert model.layer("trunk_output.block3.block3-0.f.b.0").shape[0] == 192
 
 
 def test_the_idioms_in_the_language_doc_compile() -> None:
@@ -127,7 +135,7 @@ def test_the_anynet_tutorial_commands_print_what_it_shows(
     tutorial = TUTORIAL
     variant = _tutorial_variant()
     (tmp_path / "my_anynet.yaml").write_text(variant)
-    (tmp_path / "bad.yaml").write_text(variant.replace("[6,    200,   24,", "[6,    200,   30,"))
+    (tmp_path / "bad.yaml").write_text(_missing_value(variant))
     monkeypatch.chdir(tmp_path)
     for command, code in [
         ("cnngraph validate my_anynet.yaml", 0),
