@@ -138,7 +138,8 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError(f"CG604 --where: {exc.message}{hint}") from None
     print(progress.finish(), file=sys.stderr)
     if args.plot:
-        _write_plot(Path(args.plot), plotted, f"{Path(args.spec).stem}", space.size())
+        stem = Path(args.spec).stem
+        _write_plot(Path(args.plot), plotted, stem, space.size(), metrics(base))
     return 0
 
 
@@ -178,11 +179,14 @@ class _Emitter:
         write_atomically(path, spec_text(spec, header))
 
 
-def _write_plot(path: Path, rows: list[Row], name: str, total: int) -> None:
+def _write_plot(
+    path: Path, rows: list[Row], name: str, total: int, defaults: dict[str, int]
+) -> None:
     from .backends.sweep_files import plot
 
     kept = sum(r.status == "kept" for r in rows)
-    write_atomically(path, plot(rows, f"{name}: {kept:,} of {total:,} variants kept"))
+    title = f"{name}: {kept:,} of {total:,} variants kept"
+    write_atomically(path, plot(rows, title, defaults))
     print(f"wrote {path}", file=sys.stderr)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,47 @@ def test_pre_commit_runs_the_hook_on_changed_specs(tmp_path: Path) -> None:
     (repo / "net.yaml").write_text(broken)
     failed = pre_commit("net.yaml", "chart.yaml")
     assert failed.returncode == 1 and "CG201" in failed.stdout and "kernal_size" in failed.stdout
+
+
+def test_the_sweeps_page_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/sweeps.md, as a reader runs it: the sweep (its closing line, but for the time it
+    took), the sweep file (the same rows, on two processes), the snippet that picks a
+    candidate (what it prints), and the summary and build of that candidate."""
+    from cnngraph.cli import main
+
+    page = (ROOT / "docs" / "sweeps.md").read_text()
+    (tmp_path / "specs").symlink_to(ROOT / "specs")
+    monkeypatch.chdir(tmp_path)
+    command = re.search(r"\$ (cnngraph sweep .*)\n", page)
+    assert command is not None
+    assert main(shlex.split(command.group(1))[1:]) == 0
+    captured = capsys.readouterr()
+
+    def untimed(lines: list[str]) -> list[str]:
+        return [re.sub(r" in [\d.]+ s \([\d,]+/s\)", "", line) for line in lines]
+
+    printed = (captured.out + captured.err).splitlines()
+    assert untimed(_console(page, command.group(1))) == untimed(printed)
+    assert (tmp_path / "anynet-400mf.png").read_bytes()[:4] == b"\x89PNG"
+
+    written = re.search(r"```yaml\n# ([\w.-]+): (cnngraph [^\n]*)\n(.*?)```", page, re.S)
+    assert written is not None
+    (tmp_path / written.group(1)).write_text(written.group(3))
+    again = [*shlex.split(written.group(2))[1:], "--jobs", "2", "-o", "again.csv"]
+    assert main(again) == 0
+    assert (tmp_path / "again.csv").read_text() == (tmp_path / "anynet-400mf.csv").read_text()
+
+    snippet = re.search(r"```python\n(.*?)```", page, re.S)
+    assert snippet is not None
+    exec(compile(snippet.group(1), "sweeps.md", "exec"), {})
+    shown = re.search(r"\n# (.*)\n```", snippet.group(0) + "\n")
+    assert shown is not None and capsys.readouterr().out.strip() == shown.group(1)
+    commands = re.search(r"```sh\n(cnngraph summary .*?)```", page, re.S)
+    assert commands is not None
+    for line in commands.group(1).splitlines():
+        assert main(shlex.split(line)[1:]) == 0, line
+    emitted = cnngraph.load(tmp_path / "kept" / "anynet-064.yaml")
+    assert f"{emitted.params} {emitted.macs}" in shown.group(1)
+    assert (tmp_path / "candidate.py").read_text().startswith("# 'anynet', generated")

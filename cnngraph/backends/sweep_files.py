@@ -97,8 +97,9 @@ def spec_text(spec: Mapping[str, Any], header: Iterable[str]) -> str:
     )
 
 
-def plot(rows: Sequence[Row], title: str) -> bytes:
-    """PNG bytes: params against MACs, kept variants in colour, the rest in grey."""
+def plot(rows: Sequence[Row], title: str, defaults: Mapping[str, int] | None = None) -> bytes:
+    """PNG bytes: params against MACs, kept variants in colour, the rest in grey, and the
+    spec at its defaults as a star."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,6 +121,15 @@ def plot(rows: Sequence[Row], title: str) -> bytes:
                 alpha=0.8,
                 linewidths=0,
             )
+    if defaults is not None:
+        axes.scatter(
+            [defaults["macs"] / 1e6],
+            [defaults["params"] / 1e6],
+            s=90,
+            marker="*",
+            c="#c92a2a",
+            label="the spec's defaults",
+        )
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("MACs (millions)")
