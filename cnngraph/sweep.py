@@ -159,10 +159,10 @@ def _judged(row: Row, where: Where | None) -> Row:
 class Progress:
     """A status line on a terminal (`\\r`-updated, at most every 0.2 s), and the totals."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, show: bool | None = None) -> None:
+    def __init__(self, total: int, stream: TextIO | None = None, show: bool | None = None) -> None:
         self.total = total
-        self.stream = stream
-        self.show = stream.isatty() if show is None else show
+        self.stream = sys.stderr if stream is None else stream  # the one in use now
+        self.show = self.stream.isatty() if show is None else show
         self.start = time.perf_counter()
         self.last = 0.0
         self.counts: Counter[str] = Counter()
