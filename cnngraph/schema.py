@@ -69,11 +69,20 @@ def _op_entry(kind: str, defs: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",
         "title": kind,
-        "description": (OPS[kind].__doc__ or kind).strip().splitlines()[0],
-        "properties": {"op": {"const": kind}, **props, **_ENTRY_KEYS},
+        "description": _summary(kind),
+        "properties": {
+            "op": {"const": kind, "description": _summary(kind)},
+            **props,
+            **_ENTRY_KEYS,
+        },
         "required": ["op", *schema.get("required", [])],
         "additionalProperties": False,
     }
+
+
+def _summary(kind: str) -> str:
+    """An op's description: the first line of its class's docstring."""
+    return (OPS[kind].__doc__ or kind).strip().splitlines()[0]
 
 
 def json_schema() -> dict[str, Any]:
@@ -89,6 +98,20 @@ def json_schema() -> dict[str, Any]:
         "description": "an instance of a block from `blocks`; other keys are its params",
     }
     defs["LayerEntry"] = {
+        # Every op name in one place: an editor completing `op:` in an entry that does not yet
+        # satisfy any op's branch (conv2d before its required fields) still offers them all.
+        "properties": {
+            "op": {
+                "anyOf": [
+                    {
+                        "type": "string",
+                        "enum": list(OPS),
+                        "markdownEnumDescriptions": [_summary(kind) for kind in OPS],
+                    },
+                    EXPRESSION,
+                ]
+            }
+        },
         "anyOf": [
             {"type": "string", "description": "an op with default fields, e.g. relu"},
             *(_op_entry(kind, defs) for kind in OPS),
@@ -113,7 +136,7 @@ def json_schema() -> dict[str, Any]:
                 "items": {"$ref": "#/$defs/LayerEntry"},
                 "description": "an inline sequence: layers numbered 0, 1, ...",
             },
-        ]
+        ],
     }
     entry = {"$ref": "#/$defs/LayerEntry"}
     defs["Layers"] = {
