@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from processes import ROOT, prepare, run_process
 
@@ -51,11 +52,9 @@ def in_process(spec: Path, model_name: str, hw: int, runs: int) -> tuple[float, 
 MODELS = {"resnet50": "specs/resnet.yaml", "efficientnet_b0": "specs/efficientnet.yaml"}
 
 
-def compare(model_name: str, spec: Path, runs: int, env: dict[str, str]) -> None:
-    import cnngraph
-
-    compiled = cnngraph.load(spec)
-    hw = compiled.input_shape[1]
+def processes(model_name: str, spec: Path, hw: int, runs: int, env: dict[str, str]) -> Any:
+    """Medians of fresh processes: wall seconds and peak RSS, ours and theirs, and torchinfo's
+    printed figures."""
     ours_cmd = [sys.executable, "-m", "cnngraph", "summary", str(spec)]
     theirs_cmd = [sys.executable, "-c", TORCHINFO_SCRIPT.format(model=model_name, hw=hw)]
     ours_t, ours_m, theirs_t, theirs_m = [], [], [], []
@@ -67,20 +66,8 @@ def compare(model_name: str, spec: Path, runs: int, env: dict[str, str]) -> None
         t, m, theirs_out = run_process(theirs_cmd, env)
         theirs_t.append(t)
         theirs_m.append(m)
-    in_ours, in_theirs = in_process(spec, model_name, hw, runs)
-
-    params, mult_adds = (int(x) for x in theirs_out.split())
-    print(f"{model_name}, {runs} runs each, medians; machine: {os.cpu_count()} CPUs")
-    print(f"  cnngraph : {compiled.params:,} params, {compiled.macs:,} MACs")
-    print(f"  torchinfo: {params:,} params, {mult_adds:,} mult-adds (its own convention)")
-    rows = [
-        ("process wall time (s)", statistics.median(ours_t), statistics.median(theirs_t)),
-        ("process peak RSS (MiB)", statistics.median(ours_m), statistics.median(theirs_m)),
-        ("in-process time (ms)", in_ours * 1e3, in_theirs * 1e3),
-    ]
-    print(f"  {'':24}{'cnngraph':>12}{'torchinfo':>12}{'ratio':>10}")
-    for label, ours, theirs in rows:
-        print(f"  {label:24}{ours:12.3f}{theirs:12.3f}{theirs / ours:9.1f}x")
+    medians = [statistics.median(x) for x in (ours_t, ours_m, theirs_t, theirs_m)]
+    return medians, theirs_out
 
 
 def main() -> None:
@@ -93,9 +80,35 @@ def main() -> None:
     args = parser.parse_args()
     env = prepare()
     names = args.model or list(MODELS)
+    import cnngraph
+
+    specs = {
+        name: Path(args.spec) if args.spec and len(names) == 1 else ROOT / MODELS[name]
+        for name in names
+    }
+    compiled = {name: cnngraph.load(spec) for name, spec in specs.items()}
+    # Every process first: a child forked after torch is imported here counts the parent's
+    # memory in its peak RSS.
+    measured = {
+        name: processes(name, specs[name], compiled[name].input_shape[1], args.runs, env)
+        for name in names
+    }
     for name in names:
-        spec = Path(args.spec) if args.spec and len(names) == 1 else ROOT / MODELS[name]
-        compare(name, spec, args.runs, env)
+        (ours_t, ours_m, theirs_t, theirs_m), theirs_out = measured[name]
+        model = compiled[name]
+        in_ours, in_theirs = in_process(specs[name], name, model.input_shape[1], args.runs)
+        params, mult_adds = (int(x) for x in theirs_out.split())
+        print(f"{name}, {args.runs} runs each, medians; machine: {os.cpu_count()} CPUs")
+        print(f"  cnngraph : {model.params:,} params, {model.macs:,} MACs")
+        print(f"  torchinfo: {params:,} params, {mult_adds:,} mult-adds (its own convention)")
+        rows = [
+            ("process wall time (s)", ours_t, theirs_t),
+            ("process peak RSS (MiB)", ours_m, theirs_m),
+            ("in-process time (ms)", in_ours * 1e3, in_theirs * 1e3),
+        ]
+        print(f"  {'':24}{'cnngraph':>12}{'torchinfo':>12}{'ratio':>10}")
+        for label, ours, theirs in rows:
+            print(f"  {label:24}{ours:12.3f}{theirs:12.3f}{theirs / ours:9.1f}x")
 
 
 if __name__ == "__main__":

@@ -81,8 +81,9 @@ def _op_entry(kind: str, defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _summary(kind: str) -> str:
-    """An op's description: the first line of its class's docstring."""
-    return (OPS[kind].__doc__ or kind).strip().splitlines()[0]
+    """An op's description: the first paragraph of its class's docstring, on one line."""
+    first = (OPS[kind].__doc__ or kind).strip().split("\n\n")[0]
+    return " ".join(first.split())
 
 
 def json_schema() -> dict[str, Any]:
