@@ -223,8 +223,8 @@ def test_sampled_anynets_count_as_torchvisions_regnet_builder_does() -> None:
     )
     for values in space.variants():
         model = cnngraph.load(SPECS / "anynet.yaml", params=values, input_shape=(3, 64, 64))
-        rows = values["stages"]
-        depths, widths, groups, ratios = ([row[i] for row in rows] for i in range(4))
+        stages = values["stages"]
+        depths, widths, groups, ratios = ([stage[i] for stage in stages] for i in range(4))
         widths, groups = regnet.BlockParams._adjust_widths_groups_compatibilty(
             widths, ratios, groups
         )
