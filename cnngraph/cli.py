@@ -68,6 +68,9 @@ def _main(argv: Sequence[str] | None) -> int:
         return result
     except UsageError as exc:
         parser.exit(2, f"cnngraph: error: {exc}\n")
+    except KeyboardInterrupt:  # Ctrl-C: what was being written is left as it was
+        print("cnngraph: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # e.g. `cnngraph summary ... | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -104,28 +104,30 @@ def atomic_output(path: Path, binary: bool = False) -> Iterator[Any]:
     temporary file beside it, then renamed, so there is never a half-written file and an
     earlier one stays if the work fails. A device or a pipe (`-o /dev/stdout`) is written to
     directly: renaming over it would replace it."""
+    text: dict[str, Any] = {} if binary else {"encoding": "utf-8", "newline": ""}
+    mode = "wb" if binary else "w"
+    name: str | None = None
     try:
-        special = path.exists() and not stat.S_ISREG(path.stat().st_mode)
-        if special:
-            with open(path, "wb" if binary else "w", encoding=None if binary else "utf-8") as out:
-                yield out
-            return
-        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+            out = open(path, mode, **text)  # noqa: SIM115 - closed below, after the work
+        else:
+            handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            out = open(handle, mode, **text)  # noqa: SIM115
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
-        mode = "wb" if binary else "w"
-        with open(
-            handle, mode, encoding=None if binary else "utf-8", newline=None if binary else ""
-        ) as out:
-            yield out
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(name, 0o666 & ~umask)  # as any new file, not mkstemp's private 0600
-        os.replace(name, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-        if isinstance(exc, OSError):
-            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        with out:
+            yield out  # the work's own errors (a broken pipe) pass through as they are
+        if name is not None:
+            try:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(name, 0o666 & ~umask)  # as any new file, not mkstemp's private 0600
+                os.replace(name, path)
+            except OSError as exc:
+                raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        if name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
         raise

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import shutil
 import sys
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Annotated, Any, TextIO
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import expr, pydantic_errors
 from .cli_common import (
@@ -24,9 +27,9 @@ from .cli_common import (
     write_atomically,
 )
 from .errors import Diagnostics, SpecError, did_you_mean
-from .model import Compiler
+from .model import Compiler, Model
 from .source import Document, parse, read_text
-from .space import Space, SpaceError, grid_values, parse_distribution
+from .space import Space, SpaceError, grid_values
 from .sweep import Progress, Row, Where, default_jobs, metrics, run
 
 
@@ -41,7 +44,14 @@ class SweepFile(BaseModel):
     seed: int = 0
     where: str | None = None
     set_: dict[str, Any] = Field(default_factory=dict, alias="set")
-    input: list[int] | None = None
+    input: list[Annotated[int, Field(ge=1)]] | None = Field(default=None, min_length=1)
+
+    @field_validator("input")
+    @classmethod
+    def _input_rank(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(value) not in (1, 3):
+            raise ValueError("input is [C, H, W] or [features]")
+        return value
 
 
 def add_parser(sub: Any) -> None:
@@ -70,7 +80,7 @@ def add_parser(sub: Any) -> None:
     sweep.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     sweep.add_argument("--format", choices=("csv", "jsonl"), help="default: -o's suffix, else csv")
     sweep.add_argument(
-        "--jobs", type=int, default=1, metavar="N", help="processes (0: one per core)"
+        "--jobs", type=_count, default=1, metavar="N", help="processes (0: one per core)"
     )
     sweep.add_argument("--emit", metavar="DIR", help="write each kept variant as a spec file")
     sweep.add_argument("--plot", metavar="PNG", help="params against MACs (needs matplotlib)")
@@ -78,6 +88,12 @@ def add_parser(sub: Any) -> None:
         "--no-sizes", action="store_true", help="skip the valid input sizes (faster)"
     )
     sweep.set_defaults(run=main)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got '{text}'")
+    return int(text)
 
 
 def _positive(text: str) -> int:
@@ -97,7 +113,6 @@ def main(args: argparse.Namespace) -> int:
     space = _space(args, written)
     try:
         compiler = Compiler(Path(args.spec))
-        base = compiler.load(fixed or None, shape)  # the spec itself must compile
     except SpecError as exc:
         print_diagnostics(exc.diagnostics, "stderr")
         return 1
@@ -106,66 +121,120 @@ def main(args: argparse.Namespace) -> int:
         if name not in declared:
             hint = did_you_mean(name, declared) or f"params: {', '.join(declared) or 'none'}"
             raise UsageError(f"CG603 '{name}' is not a param of {args.spec}; {hint}")
+    defaults, base = _base(compiler, fixed, shape, space)
+    if base is None:
+        return 1
     where = _where(args.where or written.where, declared)
     if where is not None:  # a --where that fails on the spec itself fails before any output
-        try:
-            where(Row(-1, {}, metrics=metrics(base), model_params=dict(base.graph.params)))
-        except expr.ExprError as exc:
-            hint = f"; {exc.hint}" if exc.hint else ""
-            raise UsageError(f"CG604 --where: {exc.message}{hint}") from None
+        _judge(where, Row(-1, {}, metrics=metrics(base), model_params=dict(base.graph.params)))
     if args.plot:
         _need_matplotlib()
+    for path in (args.output, args.plot):
+        if path is not None and not Path(path).parent.is_dir():
+            raise UsageError(f"cannot write {path}: no directory '{Path(path).parent}'")
     suffix = Path(args.output).suffix.lower() if args.output else ""
     fmt = args.format or ("jsonl" if suffix in (".jsonl", ".json") else "csv")
-    jobs = default_jobs() if args.jobs == 0 else max(1, args.jobs)
-    emitter = _Emitter(args.emit, args.spec, compiler, fixed, shape, space.size())
+    jobs = default_jobs() if args.jobs == 0 else args.jobs
     progress = Progress(space.size())
     plotted: list[Row] = []
     from .backends.sweep_files import RowWriter
 
-    with _output(args.output) as stream:
+    with _output(args.output) as stream, _Emitter(args, compiler, fixed, shape, space) as emit:
         writer = RowWriter(stream, fmt, [*space.grid, *space.distributions])
+        evaluator = (Path(args.spec), fixed, shape, not args.no_sizes)
         try:
-            evaluator = (Path(args.spec), fixed, shape, not args.no_sizes)
             for row in run(space, evaluator, where, jobs, progress):
                 writer.write(row)
                 if row.status != "invalid" and args.plot:
                     plotted.append(Row(row.variant, {}, row.status, row.metrics))
                 if row.status == "kept":
-                    emitter.write(row)
-        except expr.ExprError as exc:
+                    emit(row)
+        except expr.ExprError as exc:  # a --where that fails on a variant's values
             hint = f"; {exc.hint}" if exc.hint else ""
             raise UsageError(f"CG604 --where: {exc.message}{hint}") from None
+        except SpaceError as exc:  # pragma: no cover - Space.check draws each distribution
+            raise UsageError(f"CG602 {exc.message}") from None
     print(progress.finish(), file=sys.stderr)
     if args.plot:
         stem = Path(args.spec).stem
-        _write_plot(Path(args.plot), plotted, stem, space.size(), metrics(base))
+        _write_plot(Path(args.plot), plotted, stem, space.size(), defaults)
     return 0
 
 
+def _base(
+    compiler: Compiler, fixed: dict[str, Any], shape: tuple[int, ...] | None, space: Space
+) -> tuple[dict[str, int] | None, Model | None]:
+    """The spec at its defaults (the plot's star), and a model to check --where on: the
+    defaults, or the first variant where the defaults do not compile (a param without a
+    default that every variant sets). (None, None) with diagnostics when neither compiles."""
+    try:
+        model = compiler.load(fixed or None, shape)
+        return metrics(model), model
+    except SpecError as exc:
+        first = next(space.variants())
+        try:
+            return None, compiler.load({**fixed, **first}, shape)
+        except SpecError:
+            print_diagnostics(exc.diagnostics, "stderr")
+            print(
+                "cnngraph: the spec compiles neither at its defaults nor for the first variant",
+                file=sys.stderr,
+            )
+            return None, None
+
+
+def _judge(where: Where, row: Row) -> None:
+    try:
+        where(row)
+    except expr.ExprError as exc:
+        hint = f"; {exc.hint}" if exc.hint else ""
+        raise UsageError(f"CG604 --where: {exc.message}{hint}") from None
+
+
 class _Emitter:
-    """Kept variants as spec files in a directory (none without --emit)."""
+    """Kept variants as spec files (none without --emit), staged in a directory beside the
+    target and moved in when the sweep succeeds: a sweep that fails emits nothing."""
 
     def __init__(
         self,
-        directory: str | None,
-        spec: str,
+        args: argparse.Namespace,
         compiler: Compiler,
         fixed: dict[str, Any],
         shape: tuple[int, ...] | None,
-        total: int,
+        space: Space,
     ) -> None:
-        self.directory = Path(directory) if directory else None
-        if self.directory is not None:
+        self.target = Path(args.emit) if args.emit else None
+        self.spec, self.data, self.fixed = args.spec, compiler.document.data, fixed
+        self.shape, self.total = shape, space.size()
+        self.staging: Path | None = None
+
+    def __enter__(self) -> Callable[[Row], None]:
+        if self.target is not None:
+            if self.target.exists() and not self.target.is_dir():
+                raise UsageError(f"--emit {self.target}: not a directory")
+            parent = self.target.parent
             try:
-                self.directory.mkdir(parents=True, exist_ok=True)
+                parent.mkdir(parents=True, exist_ok=True)
+                self.staging = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=parent))
             except OSError as exc:
-                raise UsageError(f"cannot create {directory}: {exc.strerror or exc}") from None
-        self.spec, self.data, self.fixed = spec, compiler.document.data, fixed
-        self.shape, self.total = shape, total
+                raise UsageError(f"cannot write {self.target}: {exc.strerror or exc}") from None
+        return self.write
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        if self.staging is None or self.target is None:
+            return
+        try:
+            if kind is None:
+                self.target.mkdir(exist_ok=True)
+                for path in sorted(self.staging.iterdir()):
+                    os.replace(path, self.target / path.name)
+        except OSError as exc:
+            raise UsageError(f"cannot write {self.target}: {exc.strerror or exc}") from None
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
 
     def write(self, row: Row) -> None:
-        if self.directory is None:
+        if self.staging is None:
             return
         from .backends.sweep_files import emitted_path, spec_text, variant_spec
 
@@ -175,12 +244,12 @@ class _Emitter:
             f"{row.metrics['params']:,} params, {row.metrics['macs']:,} MACs",
         ]
         spec = variant_spec(self.data, {**self.fixed, **row.values}, self.shape)
-        path = emitted_path(self.directory, Path(self.spec).stem, row.variant, self.total)
+        path = emitted_path(self.staging, Path(self.spec).stem, row.variant, self.total)
         write_atomically(path, spec_text(spec, header))
 
 
 def _write_plot(
-    path: Path, rows: list[Row], name: str, total: int, defaults: dict[str, int]
+    path: Path, rows: list[Row], name: str, total: int, defaults: dict[str, int] | None
 ) -> None:
     from .backends.sweep_files import plot
 
@@ -239,11 +308,6 @@ def _space(args: argparse.Namespace, written: SweepFile) -> Space:
         args.seed if args.seed is not None else written.seed,
     )
     try:
-        for key, text in distributions.items():
-            try:
-                parse_distribution(text)
-            except SpaceError as exc:
-                raise SpaceError(f"--dist {key}: {exc.message}", exc.hint) from None
         space.check()
     except SpaceError as exc:
         raise UsageError(f"CG602 {_message(exc)}") from None

@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_LIST = 1000  # items in one drawn list
+MAX_VALUES = 10_000  # values in one draw, nested lists counted in full
+MAX_NUMBER = 2**63  # bounds past this are no layer size
 MAX_VARIANTS = 10_000_000
 _WORDS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
 
@@ -53,16 +54,25 @@ def parse_distribution(text: str) -> Draw:
         raise SpaceError(f"cannot parse distribution '{text}': {exc.msg}", FORMS) from None
     except (RecursionError, MemoryError):
         raise SpaceError("distribution is nested too deeply", FORMS) from None
-    return _draw(tree)
+    draw, size = _draw(tree)
+    if size > MAX_VALUES:
+        raise SpaceError(
+            f"a draw holds {size:,} values, over {MAX_VALUES:,}",
+            "a param value is a table of a few rows",
+        )
+    return draw
 
 
-def _draw(node: ast.expr) -> Draw:
+def _draw(node: ast.expr) -> tuple[Draw, int]:
+    """The draw function of a node, and how many values one draw holds (nested lists in
+    full, so that `[[d] * 1000] * 1000` is refused before it is drawn)."""
     value = _constant(node)
     if value is not _NOT_CONSTANT:
-        return lambda rng: value
+        return (lambda rng: value), 1
     if isinstance(node, ast.List):
-        items = [_draw(item) for item in node.elts]
-        return lambda rng: [draw(rng) for draw in items]
+        parts = [_draw(item) for item in node.elts]
+        items = [draw for draw, _ in parts]
+        return (lambda rng: [draw(rng) for draw in items]), sum(n for _, n in parts)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
         items_node, count_node = node.left, node.right
         if isinstance(count_node, ast.List):
@@ -70,31 +80,38 @@ def _draw(node: ast.expr) -> Draw:
         count = _constant(count_node)
         if not isinstance(items_node, ast.List) or not _is_int(count) or not count >= 0:
             raise SpaceError("`*` repeats a list: [d] * 4", FORMS)
-        items = [_draw(item) for item in items_node.elts]
-        if len(items) * count > MAX_LIST:
-            raise SpaceError(f"a drawn list holds at most {MAX_LIST} items")
-        return lambda rng: [draw(rng) for _ in range(count) for draw in items]
+        parts = [_draw(item) for item in items_node.elts]
+        items = [draw for draw, _ in parts]
+        size = count * sum(n for _, n in parts)
+        if size > MAX_VALUES:
+            raise SpaceError(f"a draw holds {size:,} values, over {MAX_VALUES:,}")
+        return (lambda rng: [draw(rng) for _ in range(count) for draw in items]), size
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
         name = node.func.id
-        if name == "sorted" and len(node.args) == 1:
-            inner = _draw(node.args[0])
+        if name == "sorted":
+            if len(node.args) != 1 or not isinstance(node.args[0], ast.List | ast.BinOp):
+                raise SpaceError("sorted(...) takes a list: sorted([int(1, 16)] * 4)", FORMS)
+            inner, size = _draw(node.args[0])
 
             def ordered(rng: random.Random) -> Any:
-                value = inner(rng)
-                if not isinstance(value, list):
-                    raise SpaceError("sorted(...) takes a list: sorted([int(1, 16)] * 4)")
-                return sorted(value)
+                try:
+                    return sorted(inner(rng))
+                except TypeError:
+                    raise SpaceError(
+                        "sorted(...) needs values that compare: numbers, or texts",
+                        "sorted([log_int(8, 1024, 8)] * 4)",
+                    ) from None
 
-            return ordered
+            return ordered, size
         args = [_constant(arg) for arg in node.args]
         if _NOT_CONSTANT in args:
             raise SpaceError(f"the arguments of {name}() are values, not distributions", FORMS)
         if name == "choice":
             if not args:
                 raise SpaceError("choice() needs at least one value")
-            return lambda rng: args[rng.randrange(len(args))]
+            return (lambda rng: args[rng.randrange(len(args))]), 1
         if name in _NUMERIC:
-            return _NUMERIC[name](name, args)
+            return _NUMERIC[name](name, args), 1
         raise SpaceError(f"unknown distribution '{name}'", FORMS)
     raise SpaceError(f"cannot read '{ast.unparse(node)}' as a distribution", FORMS)
 
@@ -120,15 +137,16 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return abs(value) <= MAX_NUMBER and math.isfinite(value)  # (a huge int has no float)
 
 
 def _bounds(name: str, args: list[Any], integer: bool, positive: bool) -> tuple[Any, Any, int]:
     usage = f"{name}(lo, hi, step)" if integer else f"{name}(lo, hi)"
     if len(args) not in ((2, 3) if integer else (2,)):
         raise SpaceError(f"{name}() takes lo and hi" + (" and a step" if integer else ""), usage)
-    kind = _is_int if integer else lambda v: isinstance(v, int | float) and v is not True
-    if not all(kind(a) and a is not False for a in args) or not all(math.isfinite(a) for a in args):
+    if not all(_is_number(a) and (_is_int(a) or not integer) for a in args):
         what = "integers" if integer else "numbers"
         raise SpaceError(f"{name}() takes {what}, got {', '.join(map(repr, args))}", usage)
     low, high, step = args[0], args[1], args[2] if len(args) == 3 else 1
@@ -159,7 +177,12 @@ def _log_int(name: str, args: list[Any]) -> Draw:
 
 def _uniform(name: str, args: list[Any]) -> Draw:
     low, high, _ = _bounds(name, args, integer=False, positive=False)
-    return lambda rng: rng.uniform(low, high)
+
+    def draw(rng: random.Random) -> float:
+        share = rng.random()  # weighted, as high - low may overflow to inf
+        return float(min(high, max(low, low * (1 - share) + high * share)))
+
+    return draw
 
 
 def _log_uniform(name: str, args: list[Any]) -> Draw:
@@ -199,8 +222,14 @@ class Space:
             raise SpaceError(f"--sample takes 1 to {MAX_VARIANTS:,} variants")
         if not self.grid and self.samples is None:
             raise SpaceError("nothing to vary", "give --grid KEY=V1,V2,... or --sample N")
-        for text in self.distributions.values():
-            parse_distribution(text)
+        trial = random.Random(self.seed)
+        for key, text in self.distributions.items():
+            try:
+                draw = parse_distribution(text)
+                for _ in range(8):  # what only a draw shows (sorted() of mixed values)
+                    draw(trial)
+            except SpaceError as exc:
+                raise SpaceError(f"--dist {key}: {exc.message}", exc.hint) from None
         if self.size() > MAX_VARIANTS:
             raise SpaceError(f"{self.size():,} variants, over {MAX_VARIANTS:,}")
 

@@ -231,3 +231,37 @@ layers:
         ShapeInference(model.graph).run((1, size, size), diags)
         assert diags.has_errors is not compiles
         assert model.accepts(size, size) is compiles
+
+
+def test_inference_run_again_with_other_channels_starts_its_lookups_afresh() -> None:
+    """Lookups by height and width hold for the channels of the last full run."""
+    spec = """
+cnngraph: 1
+name: k
+input: [3, 32, 32]
+blocks:
+  b:
+    layers:
+      - {op: conv2d, out_channels: 4, kernel_size: "${in_channels}"}
+layers:
+  r: relu
+  c: {block: b}
+"""
+    model = cnngraph.load(spec)
+    inference = ShapeInference(model.graph)
+    for channels, size in ((3, 4), (6, 4), (6, 6)):
+        inference.run((channels, 32, 32), Diagnostics(max_errors=None))
+        diags = Diagnostics(max_errors=None)
+        ShapeInference(model.graph).run((channels, size, size), diags)
+        assert inference.compiles((channels, size, size)) is not diags.has_errors
+
+
+def test_weights_that_follow_the_input_size_bound_the_sizes_too() -> None:
+    """A layer_norm over the whole tensor has twice its values as weights: past the limit on
+    weights, the size does not compile, in a scan as in a full inference."""
+    model = cnngraph.load("cnngraph: 1\nname: n\ninput: [4, 32, 32]\nlayers:\n  n: layer_norm\n")
+    for size, compiles in ((20_000, True), (40_000, False)):
+        diags = Diagnostics(max_errors=None)
+        ShapeInference(model.graph).run((4, size, size), diags)
+        assert diags.has_errors is not compiles
+        assert model.accepts(size, size) is compiles

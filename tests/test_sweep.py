@@ -133,6 +133,13 @@ def test_a_plot_of_params_against_macs(tmp_path: Path, capsys: pytest.CaptureFix
         (["--grid", "width_mult=0.5", "--where", "macs"], "CG604", "true or false"),
         (["--grid", "width_mult=0.5", "--where", "macs <"], "CG604", "cannot parse"),
         ([], None, "nothing to vary"),
+        (["--dist", "width_mult=sorted([[1], 2])", "--sample", "2"], "CG602", "compare"),
+        (["--dist", "width_mult=sorted(3)", "--sample", "2"], "CG602", "takes a list"),
+        (["--dist", f"num_classes=int(1, {10**400})", "--sample", "2"], "CG602", "integers"),
+        (["--dist", "width_mult=[[int(1, 2)] * 1000] * 1000", "--sample", "1"], "CG602", "over"),
+        (["--grid", "width_mult=0.5", "-o", "missing/rows.csv"], None, "no directory"),
+        (["--grid", "width_mult=0.5", "--plot", "missing/p.png"], None, "no directory"),
+        (["--grid", "width_mult=0.5", "--jobs", "-3"], None, "expected 0 or a positive"),
     ],
 )
 def test_bad_sweeps_are_usage_errors_before_any_work(
@@ -146,12 +153,52 @@ def test_bad_sweeps_are_usage_errors_before_any_work(
 def test_a_failing_where_leaves_no_output_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """--where holds on the spec's defaults (num_classes 10) and fails on a later variant:
+    no rows file replaces the earlier one, and no spec is emitted."""
     target = tmp_path / "out.csv"
     target.write_text("earlier\n")
-    args = ["sweep", str(SPECS / "lenet5.yaml"), "--grid", "num_classes=10,0", "-o", str(target)]
-    status, _, err = run(capsys, *args, "--where", "params // (num_classes - 10) > 0")
+    args = ["sweep", str(SPECS / "lenet5.yaml"), "--grid", "num_classes=3,2", "-o", str(target)]
+    args += ["--emit", str(tmp_path / "kept")]
+    status, _, err = run(capsys, *args, "--where", "params // (num_classes - 2) > 0")
     assert status == 2 and "CG604" in err and "division by zero" in err
     assert target.read_text() == "earlier\n" and list(tmp_path.iterdir()) == [target]
+
+
+def test_a_param_without_a_default_can_be_swept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The spec at its defaults does not compile (`w` has none), each variant does; a text
+    given on the command line stays text in the emitted spec (`$$` in the file)."""
+    spec = tmp_path / "req.yaml"
+    spec.write_text(
+        "cnngraph: 1\nname: req\ninput: [3, 8, 8]\n"
+        "params: {w: int, act: relu, other: silu}\n"
+        "layers:\n  c: {op: conv2d, out_channels: $w, kernel_size: 3}\n"
+        "  a: {op: $act, if: \"${act != '$other'}\"}\n"
+    )
+    args = ["sweep", str(spec), "--grid", "w=4,8", "--grid", "act=relu,$other"]
+    code, out, err = run(capsys, *args, "--emit", str(tmp_path / "kept"))
+    assert code == 0, err
+    table = rows(out)
+    # the text `$other` is not the param `other`: the `if` compares texts, and skips `a`
+    assert [(r["status"], r["values.act"]) for r in table] == [
+        ("kept", "relu"),
+        ("kept", "$other"),
+        ("kept", "relu"),
+        ("kept", "$other"),
+    ]
+    emitted = sorted((tmp_path / "kept").iterdir())
+    assert "act: $$other" in emitted[1].read_text()
+    for path, row in zip(emitted, table, strict=True):
+        model = cnngraph.load(path)
+        assert (model.params, len(model.layers)) == (int(row["params"]), int(row["num_layers"]))
+
+
+def test_sweep_file_inputs_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = tmp_path / "space.yaml"
+    sweep.write_text("grid: {num_classes: [10]}\ninput: [3, -5, 5]\n")
+    code, _, err = run(capsys, "sweep", str(SPECS / "lenet5.yaml"), "--file", str(sweep))
+    assert code == 1 and f"{sweep}:2:" in err and "CG601" in err
 
 
 def test_a_sweep_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,6 +245,14 @@ def test_integer_draws_stay_in_range_on_their_step(
         for _ in range(20):
             value = draw(rng)
             assert low <= value <= high and value % step == 0, (form, value)
+
+
+def test_uniform_draws_stay_finite_and_in_range() -> None:
+    rng = random.Random(0)
+    draw = parse_distribution("uniform(-9e18, 9e18)")
+    assert all(-9e18 <= draw(rng) <= 9e18 for _ in range(200))
+    with pytest.raises(SpaceError, match="takes numbers"):  # no layer size is that large
+        parse_distribution("uniform(-1e308, 1e308)")
 
 
 def test_distributions_compose() -> None:

@@ -79,6 +79,7 @@ def variant_spec(
     params = out.get("params")
     params = dict(params) if isinstance(params, dict) else {}
     for key, value in values.items():
+        value = _literal(value)
         declared = params.get(key)
         if isinstance(declared, dict) and "type" in declared:
             params[key] = {**declared, "default": value}
@@ -88,6 +89,18 @@ def variant_spec(
     if input_shape is not None:
         out["input"] = list(input_shape)
     return out
+
+
+def _literal(value: Any) -> Any:
+    """A value as the spec file must write it to mean itself: a text set on the command line
+    stays text (`$other` is written `$$other`, not read as a reference)."""
+    if isinstance(value, str) and value.startswith("$"):
+        return "$" + value
+    if isinstance(value, list):
+        return [_literal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _literal(v) for k, v in value.items()}
+    return value
 
 
 def spec_text(spec: Mapping[str, Any], header: Iterable[str]) -> str:

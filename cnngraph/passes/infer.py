@@ -86,7 +86,11 @@ class ShapeInference:
             if info is not None:
                 shapes[node.name] = info.shape
                 layers[node.name] = info
-        self._nominal = shapes if len(shapes) == len(self._ordered) + 1 else None
+        nominal = shapes if len(shapes) == len(self._ordered) + 1 else None
+        if nominal != self._nominal:  # lookups by size hold for one set of channels
+            self._nominal = nominal
+            self.__dict__.pop("_channel_free", None)
+            self._size_memo.clear()
         return layers
 
     def compiles(self, input_shape: Shape) -> bool:
@@ -120,8 +124,9 @@ class ShapeInference:
         channels as at the nominal size."""
         known = self._size_memo.get((segment.signature, entry[1:]))
         channels, peak = self._channel_free[index]
-        if known is None or (known[0] is not None and peak * known[1] > MAX_VALUES):
-            # not seen, or its largest tensor might hold too many values with these channels
+        if known is None or (known[0] is not None and 2 * peak * known[1] > MAX_VALUES):
+            # not seen, or with these channels its largest tensor might hold too many values,
+            # or a layer on it too many weights (a layer_norm's are twice its input's values)
             shapes = self._segment_shapes(segment, entry)
             if shapes is None:
                 return None
@@ -307,7 +312,8 @@ class ShapeInference:
                     f"over {MAX_VALUES:,} ({4 * MAX_VALUES // 2**30} GiB as float32)",
                     "no device holds it; check the input size and the channel counts",
                 )
-            params = op.count_params(in_shapes, out) if costs else 0
+            # in size scans too: a layer_norm's or a linear's weights follow the input size
+            params = op.count_params(in_shapes, out)
             if params > MAX_VALUES:
                 raise ShapeError(
                     "CG508",
