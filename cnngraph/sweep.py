@@ -8,12 +8,13 @@ variants whose figures satisfy an expression over the metrics and the model's pa
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -121,6 +122,7 @@ _WORKER: Evaluator | None = None
 
 def _start_worker(args: tuple[Any, ...]) -> None:
     global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle, once
     _WORKER = Evaluator(*args)
 
 
@@ -143,11 +145,16 @@ def run(
         for job in variants:
             yield progress.seen(_judged(evaluate(job), where))
         return
-    with ProcessPoolExecutor(jobs, initializer=_start_worker, initargs=(evaluator_args,)) as pool:
+    pool = multiprocessing.get_context().Pool(jobs, _start_worker, (evaluator_args,))
+    try:
         while batch := list(islice(variants, BATCH)):
             chunk = max(1, len(batch) // (4 * jobs))
-            for row in pool.map(_work, batch, chunksize=chunk):
+            for row in pool.imap(_work, batch, chunksize=chunk):
                 yield progress.seen(_judged(row, where))
+        pool.close()
+    finally:
+        pool.terminate()  # at once, also when the caller stops early (an error, Ctrl-C)
+        pool.join()
 
 
 def _judged(row: Row, where: Where | None) -> Row:
