@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import __version__, cli_sweep, source
+from . import __version__, source
 from .backends.summary import si
 from .cli_common import (
     Formatter,
@@ -163,13 +163,67 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--rankdir", choices=("TB", "LR"), default="TB")
     render.set_defaults(run=_render)
 
-    cli_sweep.add_parser(sub)
+    _add_sweep(sub)
 
     schema = sub.add_parser(
         "schema", help="print the JSON Schema of the spec format", formatter_class=Formatter
     )
     schema.set_defaults(run=_schema)
     return parser
+
+
+def _add_sweep(sub: Any) -> None:
+    sweep = sub.add_parser(
+        "sweep",
+        formatter_class=Formatter,
+        help="compile many variants of a spec's params: figures as CSV or JSON Lines",
+        description="Evaluate variants of a spec's params without torch: every combination of "
+        "the --grid values, or --sample N draws of the --dist distributions (or both), each "
+        "compiled and counted. Variants that do not compile are rows with their diagnostic.",
+        epilog="distributions: choice(a, b, ...), int(lo, hi[, step]), log_int(lo, hi[, step]), "
+        "uniform(lo, hi), log_uniform(lo, hi), lists of them ([d] * 4 for four draws), "
+        "sorted(...); see docs/sweeps.md",
+    )
+    sweep.add_argument("spec", metavar="SPEC")
+    sweep.add_argument("--file", metavar="SWEEP", help="a sweep file (YAML); flags win over it")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...")
+    sweep.add_argument("--dist", action="append", default=[], metavar="KEY=DISTRIBUTION")
+    sweep.add_argument("--sample", type=_positive, metavar="N", help="draws of the --dist values")
+    sweep.add_argument("--seed", type=int, help="of the draws (default 0)")
+    sweep.add_argument(
+        "--where", metavar="EXPR", help="keep variants where it holds: 'macs <= 400e6'"
+    )
+    sweep.add_argument("--input", type=input_shape, metavar="CxHxW", help="the input per sample")
+    add_set(sweep)
+    sweep.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    sweep.add_argument("--format", choices=("csv", "jsonl"), help="default: -o's suffix, else csv")
+    sweep.add_argument(
+        "--jobs", type=_count, default=1, metavar="N", help="processes (0: one per core)"
+    )
+    sweep.add_argument("--emit", metavar="DIR", help="write each kept variant as a spec file")
+    sweep.add_argument("--plot", metavar="PNG", help="params against MACs (needs matplotlib)")
+    sweep.add_argument(
+        "--no-sizes", action="store_true", help="skip the valid input sizes (faster)"
+    )
+    sweep.set_defaults(run=_sweep)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got '{text}'")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return int(text)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .cli_sweep import main as sweep  # its imports are for sweeps alone
+
+    return sweep(args)
 
 
 def _add_spec(parser: argparse.ArgumentParser) -> None:

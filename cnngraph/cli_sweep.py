@@ -17,11 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import expr, pydantic_errors
 from .cli_common import (
-    Formatter,
     UsageError,
-    add_set,
     atomic_output,
-    input_shape,
     param_overrides,
     print_diagnostics,
     write_atomically,
@@ -52,54 +49,6 @@ class SweepFile(BaseModel):
         if value is not None and len(value) not in (1, 3):
             raise ValueError("input is [C, H, W] or [features]")
         return value
-
-
-def add_parser(sub: Any) -> None:
-    sweep = sub.add_parser(
-        "sweep",
-        formatter_class=Formatter,
-        help="compile many variants of a spec's params: figures as CSV or JSON Lines",
-        description="Evaluate variants of a spec's params without torch: every combination of "
-        "the --grid values, or --sample N draws of the --dist distributions (or both), each "
-        "compiled and counted. Variants that do not compile are rows with their diagnostic.",
-        epilog="distributions: choice(a, b, ...), int(lo, hi[, step]), log_int(lo, hi[, step]), "
-        "uniform(lo, hi), log_uniform(lo, hi), lists of them ([d] * 4 for four draws), "
-        "sorted(...); see docs/sweeps.md",
-    )
-    sweep.add_argument("spec", metavar="SPEC")
-    sweep.add_argument("--file", metavar="SWEEP", help="a sweep file (YAML); flags win over it")
-    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...")
-    sweep.add_argument("--dist", action="append", default=[], metavar="KEY=DISTRIBUTION")
-    sweep.add_argument("--sample", type=_positive, metavar="N", help="draws of the --dist values")
-    sweep.add_argument("--seed", type=int, help="of the draws (default 0)")
-    sweep.add_argument(
-        "--where", metavar="EXPR", help="keep variants where it holds: 'macs <= 400e6'"
-    )
-    sweep.add_argument("--input", type=input_shape, metavar="CxHxW", help="the input per sample")
-    add_set(sweep)
-    sweep.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    sweep.add_argument("--format", choices=("csv", "jsonl"), help="default: -o's suffix, else csv")
-    sweep.add_argument(
-        "--jobs", type=_count, default=1, metavar="N", help="processes (0: one per core)"
-    )
-    sweep.add_argument("--emit", metavar="DIR", help="write each kept variant as a spec file")
-    sweep.add_argument("--plot", metavar="PNG", help="params against MACs (needs matplotlib)")
-    sweep.add_argument(
-        "--no-sizes", action="store_true", help="skip the valid input sizes (faster)"
-    )
-    sweep.set_defaults(run=main)
-
-
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got '{text}'")
-    return int(text)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
-    return int(text)
 
 
 def main(args: argparse.Namespace) -> int:
