@@ -149,11 +149,13 @@ class Diagnostics:
         self._unshown: dict[str, int] = {}  # code -> warnings past MAX_WARNINGS_PER_CODE
         self._messages: dict[tuple[str, str], int] = {}  # an error's first index
         self._elsewhere: dict[int, list[Location]] = {}  # the same error at other places
+        self.count = 0  # reports made, kept or folded: whether a step reported anything
 
     def add(self, diagnostic: Diagnostic, fold_key: str | None = None) -> None:
         """Record a diagnostic. One with the same code and location as an earlier one (a block
         definition's mistake, seen once per instance) is counted, not repeated; `fold_key`
         keeps apart distinct problems that share a location."""
+        self.count += 1
         if len(diagnostic.message) > MAX_MESSAGE:  # a spec's 100,000-character name, quoted
             cut = f"{diagnostic.message[:MAX_MESSAGE]}... ({len(diagnostic.message):,} characters)"
             diagnostic = replace(diagnostic, message=cut)

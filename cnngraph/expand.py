@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import pydantic_errors
+from . import pydantic_errors, replay
 from .errors import Diagnostics, did_you_mean, listing
 from .expr import (
     INVALID,
@@ -34,6 +34,7 @@ from .expr import (
 )
 from .ir import INPUT, Graph, Node, Scope, ScopeKind
 from .ops import MAX_DIM, OPS, unknown_op_hint
+from .replay import Template
 from .reserved import clash
 from .source import MAX_INT_BITS, Document, KeyPath, out_of_range
 from .spec import (
@@ -199,6 +200,11 @@ class _Expander:
         self.entries = 0  # entries looked at, against MAX_ENTRIES
         self._param_decls: dict[str, list[Param]] = {}
         self.globals = Env({})
+        # what was added, in order, for recording block expansions (replay.py)
+        self.templates: dict[Any, Template] = {}
+        self._added_nodes: list[Node] = []
+        self._added_scopes: list[Scope] = []
+        self._added_off: list[tuple[str, KeyPath]] = []
 
     # ---- top level -------------------------------------------------------------------------
 
@@ -415,7 +421,7 @@ class _Expander:
                     "name a single layer by its key, or add `repeat:`",
                 )
             if copies == []:
-                self.switched_off[full] = esrc
+                self._switch_off(full, esrc)
                 continue
             spread = self._spread_flag(entry, esrc, in_list)
             if spread is None:
@@ -541,7 +547,7 @@ class _Expander:
             )
             return False
         if not cond:
-            self.switched_off[full] = esrc
+            self._switch_off(full, esrc)
         return cond
 
     def _copies(self, entry: dict[str, Any], env: Env, esrc: KeyPath) -> list[Env] | None:
@@ -900,13 +906,58 @@ class _Expander:
             return full
         benv = self._bind(name, entry, esrc, env, index, sources[0])
         instance = self._scope(full, "block", name, esrc, sources)
-        instance.params = {p.name: benv.values[p.name] for p in self._param_decls[name]}
+        decls = self._param_decls[name]
+        instance.params = {p.name: benv.values[p.name] for p in decls}
+        params = [(p.name, benv.values[p.name], benv.src[p.name]) for p in decls]
+        call = replay.key(name, params, len(sources))
+        template = self.templates.get(call) if call is not None else None
+        if template is not None:
+            instance.output = self._replay(template, full, sources, esrc, scope)
+            return full
+        marks = (len(self._added_nodes), len(self._added_scopes), len(self._added_off))
+        reports, entries = self.diags.count, self.entries
         self.stack.append(name)
         try:
             instance.output = self._block_body(full, name, bdef, sources, benv, (*scope, full))
         finally:
             self.stack.pop()
+        if call is not None and self.diags.count == reports:
+            self.templates[call] = Template(
+                full,
+                tuple(sources),
+                instance.output,
+                len(scope),
+                self._added_nodes[marks[0] :],
+                self._added_scopes[marks[1] :],
+                self._added_off[marks[2] :],
+                self.entries - entries,
+            )
         return full
+
+    def _replay(
+        self,
+        template: Template,
+        full: str,
+        sources: list[str],
+        esrc: KeyPath,
+        scope: tuple[str, ...],
+    ) -> str:
+        """A recorded expansion of this block, with these params, under a new name."""
+        if self.entries + template.entries > MAX_ENTRIES:
+            self.entries = MAX_ENTRIES
+            self._count_entry(esrc)  # reports the limit, as expanding would have
+        self.entries += template.entries
+        rename = replay.Renamer(template, full, sources, scope)
+        for inner in template.scopes:
+            copy = rename.scope(inner)
+            made = self._scope(copy.path, copy.kind, copy.label, copy.src, list(copy.inputs))
+            made.output, made.params = copy.output, copy.params
+        for node in template.nodes:
+            self._add(rename.node(node))
+        for name, src in template.switched_off:
+            self._switch_off(rename.name(name), src)
+        self.symbols.extend(rename.symbols)
+        return rename.name(template.output)
 
     def _block_def(
         self, entry: dict[str, Any], esrc: KeyPath, env: Env
@@ -1275,6 +1326,7 @@ class _Expander:
             )
             return
         self.graph.nodes[node.name] = node
+        self._added_nodes.append(node)
 
     def _scope(
         self, path: str, kind: ScopeKind, label: str, src: KeyPath, inputs: list[str]
@@ -1289,7 +1341,12 @@ class _Expander:
             )
         else:
             self.graph.scopes[path] = scope
+            self._added_scopes.append(scope)
         return scope
+
+    def _switch_off(self, full: str, esrc: KeyPath) -> None:
+        self.switched_off[full] = esrc
+        self._added_off.append((full, esrc))
 
     def _link(self) -> None:
         """Replace references to blocks and repeats by the nodes producing their results."""

@@ -1,0 +1,121 @@
+"""Block instances replayed: a block called again with the same params from the same call site
+expands to the same layers under another name. The expander records the first expansion and
+replays it, renamed, for the others: a deep stage calls one block hundreds of times, and a
+sweep compiles thousands of such stages.
+
+What an expansion depends on is the block, its bound params and where each was written (the
+locations diagnostics point to), and the model's params (fixed for one compile). An
+expansion that reported anything is not recorded: its diagnostics come from expanding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .expr import Deferred, ShapeSymbol, contains_pending
+from .ir import Node, Scope
+from .source import KeyPath
+
+MAX_KEY_ITEMS = 256  # params holding more values than this are not worth a key
+
+
+@dataclass
+class Template:
+    """One recorded expansion: what the body added, under `prefix`, from `sources`."""
+
+    prefix: str
+    sources: tuple[str, ...]
+    output: str
+    depth: int  # scopes enclosing the call, which a replay takes from its own call
+    nodes: list[Node] = field(default_factory=list)
+    scopes: list[Scope] = field(default_factory=list)
+    switched_off: list[tuple[str, KeyPath]] = field(default_factory=list)
+    entries: int = 0
+
+
+def key(block: str, params: list[tuple[str, Any, KeyPath]], inputs: int) -> Any:
+    """A hashable key for a call, or None when a param cannot be one (it reads in_channels,
+    or is a large or unusual value)."""
+    frozen = []
+    budget = [MAX_KEY_ITEMS]
+    for name, value, src in params:
+        item = _frozen(value, budget)
+        if item is None:
+            return None
+        frozen.append((name, item, src))
+    return (block, tuple(frozen), inputs)
+
+
+def _frozen(value: Any, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return (type(value).__name__, value)  # True, 1 and 1.0 are different params
+    if isinstance(value, list):
+        items = [_frozen(v, budget) for v in value]
+        return None if any(i is None for i in items) else ("list", *items)
+    return None  # a value known only with shapes, a mapping, ...
+
+
+class Renamer:
+    """Copies a template's nodes and scopes under a new prefix, from new sources."""
+
+    def __init__(
+        self, template: Template, prefix: str, sources: list[str], scope: tuple[str, ...]
+    ) -> None:
+        self.old, self.new = template.prefix, prefix
+        self.sources = dict(zip(template.sources, sources, strict=True))
+        self.depth, self.outer = template.depth, scope
+        self._copies: dict[int, Any] = {}
+        self.symbols: list[ShapeSymbol] = []  # made here: the expander links them
+
+    def name(self, name: str) -> str:
+        if name.startswith(self.old) and name[len(self.old) : len(self.old) + 1] in ("", "."):
+            return self.new + name[len(self.old) :]
+        return self.sources.get(name, name)
+
+    def scopes(self, scopes: tuple[str, ...]) -> tuple[str, ...]:
+        """The enclosing scopes: the new call's, then the block's own, renamed."""
+        return (*self.outer, *(self.name(s) for s in scopes[self.depth :]))
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.value(v) for v in value] if contains_pending(value) else value
+        if not isinstance(value, ShapeSymbol | Deferred):
+            return value
+        copy = self._copies.get(id(value))  # shared by several fields: shared again
+        if copy is None:
+            if isinstance(value, ShapeSymbol):
+                copy = ShapeSymbol(self.name(value.node))
+                self.symbols.append(copy)
+            else:
+                copy = Deferred(value.text, {k: self.value(v) for k, v in value.env.items()})
+            self._copies[id(value)] = copy
+        return copy
+
+    def node(self, node: Node) -> Node:
+        return Node(
+            self.name(node.name),
+            node.kind,
+            tuple(self.name(n) for n in node.inputs),
+            {k: self.value(v) for k, v in node.fields.items()},
+            node.src,
+            dict(node.field_src),
+            self.scopes(node.scope),
+            self.value(node.when),
+            None,
+            node.init,
+        )
+
+    def scope(self, scope: Scope) -> Scope:
+        return Scope(
+            self.name(scope.path),
+            scope.kind,
+            scope.label,
+            scope.src,
+            self.name(scope.output),
+            tuple(self.name(s) for s in scope.inputs),
+            {k: self.value(v) for k, v in scope.params.items()},
+        )
