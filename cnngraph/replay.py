@@ -32,6 +32,10 @@ class Template:
     scopes: list[Scope] = field(default_factory=list)
     switched_off: list[tuple[str, KeyPath]] = field(default_factory=list)
     entries: int = 0
+    # filled by replays: each name as (0, suffix after the prefix) | (1, source index) |
+    # (2, itself), and whether a node's fields and `when` are plain values (shared, not copied)
+    relative: dict[str, tuple[int, str | int]] = field(default_factory=dict)
+    plain: dict[int, bool] = field(default_factory=dict)
 
 
 def key(block: str, params: list[tuple[str, Any, KeyPath]], inputs: int) -> Any:
@@ -65,16 +69,26 @@ class Renamer:
     def __init__(
         self, template: Template, prefix: str, sources: list[str], scope: tuple[str, ...]
     ) -> None:
-        self.old, self.new = template.prefix, prefix
-        self.sources = dict(zip(template.sources, sources, strict=True))
+        self.template, self.new, self.new_sources = template, prefix, sources
         self.depth, self.outer = template.depth, scope
         self._copies: dict[int, Any] = {}
         self.symbols: list[ShapeSymbol] = []  # made here: the expander links them
 
     def name(self, name: str) -> str:
-        if name.startswith(self.old) and name[len(self.old) : len(self.old) + 1] in ("", "."):
-            return self.new + name[len(self.old) :]
-        return self.sources.get(name, name)
+        relative = self.template.relative.get(name)
+        if relative is None:
+            old = self.template.prefix
+            if name.startswith(old) and name[len(old) : len(old) + 1] in ("", "."):
+                relative = (0, name[len(old) :])
+            elif name in self.template.sources:
+                relative = (1, self.template.sources.index(name))
+            else:
+                relative = (2, name)
+            self.template.relative[name] = relative
+        kind, part = relative
+        if kind == 0:
+            return self.new + str(part)
+        return self.new_sources[int(part)] if kind == 1 else str(part)
 
     def scopes(self, scopes: tuple[str, ...]) -> tuple[str, ...]:
         """The enclosing scopes: the new call's, then the block's own, renamed."""
@@ -96,15 +110,21 @@ class Renamer:
         return copy
 
     def node(self, node: Node) -> Node:
+        plain = self.template.plain.get(id(node))
+        if plain is None:
+            values = [*node.fields.values(), node.when]
+            plain = self.template.plain[id(node)] = not any(map(contains_pending, values))
+        # plain fields are shared by the copies: nothing changes a node's fields once made
+        fields = node.fields if plain else {k: self.value(v) for k, v in node.fields.items()}
         return Node(
             self.name(node.name),
             node.kind,
             tuple(self.name(n) for n in node.inputs),
-            {k: self.value(v) for k, v in node.fields.items()},
+            fields,
             node.src,
-            dict(node.field_src),
+            node.field_src,
             self.scopes(node.scope),
-            self.value(node.when),
+            node.when if plain else self.value(node.when),
             None,
             node.init,
         )
