@@ -57,13 +57,28 @@ def by_depth(depths: list[int], runs: int) -> None:
         previous = total
 
 
+def calibration() -> float:
+    """Seconds for a fixed pure-Python loop (best of 3): how fast this machine is right now,
+    to read the milliseconds above against (shared machines vary by 2x within minutes)."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--depths", default="125,250,500")
     args = parser.parse_args()
+    print(f"calibration loop: {calibration() * 1e3:.0f} ms\n")
     per_spec(args.runs)
     by_depth([int(d) for d in args.depths.split(",")], max(3, args.runs // 3))
+    print(f"\ncalibration loop: {calibration() * 1e3:.0f} ms")
 
 
 if __name__ == "__main__":
