@@ -2,12 +2,15 @@
 
     python benchmarks/render_vs_torchview.py [--runs 3]
 
-Both render with the same Graphviz (`dot` on PATH). Wall time and peak RSS per process, medians.
+Both render with the same Graphviz: `dot` on PATH, else graphviz-pure under that name. Wall
+time and peak RSS per process, medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -39,6 +42,16 @@ def main() -> None:
     ]
     theirs_cmd = [sys.executable, "-c", TORCHVIEW, str(out / "theirs")]
     env = prepare()
+    engine = shutil.which("dot") or shutil.which(
+        "graphviz-pure", path=str(Path(sys.executable).parent)
+    )
+    if engine is None:
+        raise SystemExit("no Graphviz: install graphviz or graphviz-pure")
+    if Path(engine).name != "dot":  # torchview runs `dot`: the same engine under that name
+        (out / "bin").mkdir()
+        (out / "bin" / "dot").symlink_to(engine)
+        env["PATH"] = f"{out / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    print(f"engine: {engine}")
     ours, theirs = [], []
     for _ in range(args.runs):
         ours.append(run_process(ours_cmd, env)[:2])
