@@ -32,6 +32,8 @@ from .expr import (
     evaluate,
     source_of,
 )
+from .expr import spend as expr_spend
+from .expr import work_left as expr_work_left
 from .ir import INPUT, Graph, Node, Scope, ScopeKind
 from .ops import MAX_DIM, OPS, unknown_op_hint
 from .replay import Template
@@ -909,13 +911,13 @@ class _Expander:
         decls = self._param_decls[name]
         instance.params = {p.name: benv.values[p.name] for p in decls}
         params = [(p.name, benv.values[p.name], benv.src[p.name]) for p in decls]
-        call = replay.key(name, params, len(sources))
+        call = replay.key(name, params, sources, tuple(self.stack))
         template = self.templates.get(call) if call is not None else None
-        if template is not None:
-            instance.output = self._replay(template, full, sources, esrc, scope)
+        if template is not None and self._may_replay(template):
+            instance.output = self._replay(template, full, sources, scope)
             return full
         marks = (len(self._added_nodes), len(self._added_scopes), len(self._added_off))
-        reports, entries = self.diags.count, self.entries
+        reports, entries, work = self.diags.count, self.entries, expr_work_left()
         self.stack.append(name)
         try:
             instance.output = self._block_body(full, name, bdef, sources, benv, (*scope, full))
@@ -931,22 +933,26 @@ class _Expander:
                 self._added_scopes[marks[1] :],
                 self._added_off[marks[2] :],
                 self.entries - entries,
+                (work or 0) - (expr_work_left() or 0),
             )
         return full
 
+    def _may_replay(self, template: Template) -> bool:
+        """Whether a replay stays within the limits: where it would not, expanding reports
+        the limit at the place and in the order expanding reaches it."""
+        left = expr_work_left()
+        return (
+            self.entries + template.entries <= MAX_ENTRIES
+            and len(self.graph.nodes) + len(template.nodes) < MAX_NODES
+            and (left is None or template.work <= left)
+        )
+
     def _replay(
-        self,
-        template: Template,
-        full: str,
-        sources: list[str],
-        esrc: KeyPath,
-        scope: tuple[str, ...],
+        self, template: Template, full: str, sources: list[str], scope: tuple[str, ...]
     ) -> str:
         """A recorded expansion of this block, with these params, under a new name."""
-        if self.entries + template.entries > MAX_ENTRIES:
-            self.entries = MAX_ENTRIES
-            self._count_entry(esrc)  # reports the limit, as expanding would have
         self.entries += template.entries
+        expr_spend(template.work)  # what expanding again would spend (within the budget)
         rename = replay.Renamer(template, full, sources, scope)
         for inner in template.scopes:
             copy = rename.scope(inner)
@@ -955,7 +961,7 @@ class _Expander:
         for node in template.nodes:
             self._add(rename.node(node))
         for name, src in template.switched_off:
-            self._switch_off(rename.name(name), src)
+            self._switch_off(rename.defined(name), src)
         self.symbols.extend(rename.symbols)
         return rename.name(template.output)
 

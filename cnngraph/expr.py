@@ -30,7 +30,7 @@ MAX_WORK = 200_000
 # layer): a file cannot multiply the first limit by its number of layers.
 MAX_TOTAL_WORK = 2_000_000
 _TOTAL_WORK: ContextVar[list[int] | None] = ContextVar("cnngraph_total_work", default=None)
-_RESULTS: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar(
+_RESULTS: ContextVar[dict[tuple[Any, ...], tuple[Any, int]] | None] = ContextVar(
     "cnngraph_results", default=None
 )
 
@@ -310,7 +310,9 @@ def evaluate(text: str, env: Mapping[str, Any], resolve: Resolver | None = None)
     results = _RESULTS.get()
     key = None if results is None or resolve is not None else _result_key(text, env)
     if key is not None and key in results:  # type: ignore[operator]
-        return results[key]  # type: ignore[index]
+        value, work = results[key]  # type: ignore[index]
+        spend(work)  # the budget counts what the spec asks for, kept or not
+        return value
     total = _TOTAL_WORK.get()
     budget = _Budget(MAX_WORK if total is None else min(MAX_WORK, total[0]))
     budget.shared = total is not None and total[0] < MAX_WORK
@@ -320,8 +322,28 @@ def evaluate(text: str, env: Mapping[str, Any], resolve: Resolver | None = None)
         if total is not None:
             total[0] -= budget.spent
     if key is not None and isinstance(value, _SCALARS):
-        results[key] = value  # type: ignore[index]
+        results[key] = (value, budget.spent)  # type: ignore[index]
     return value
+
+
+def work_left() -> int | None:
+    """What the compile's expressions may still spend (None outside a compile)."""
+    total = _TOTAL_WORK.get()
+    return None if total is None else total[0]
+
+
+def spend(work: int) -> None:
+    """Charge the compile's budget for work done once and reused (a kept result, a replayed
+    block): the same error where evaluating again would have run out."""
+    total = _TOTAL_WORK.get()
+    if total is None or not work:
+        return
+    budget = _Budget(total[0])
+    budget.shared = True
+    try:
+        budget.spend(work)
+    finally:
+        total[0] -= min(work, max(total[0], 0))
 
 
 _SCALARS = (bool, int, float, str, type(None))
@@ -336,12 +358,13 @@ def _result_key(text: str, env: Mapping[str, Any]) -> tuple[Any, ...] | None:
         value = env.get(name, _ABSENT)
         if value is not _ABSENT and not isinstance(value, _SCALARS):
             return None
-        values.append((type(value), value))  # True and 1 are equal keys otherwise
+        # True, 1 and 1.0 are equal keys otherwise, and so are 0.0 and -0.0
+        values.append((type(value), repr(value) if isinstance(value, float) else value))
     return (text, *values)
 
 
 @contextlib.contextmanager
-def work_budget(results: dict[tuple[Any, ...], Any] | None = None) -> Iterator[None]:
+def work_budget(results: dict[tuple[Any, ...], tuple[Any, int]] | None = None) -> Iterator[None]:
     """Evaluations inside share MAX_TOTAL_WORK (one compile), and the results of scalar
     expressions (`results`, to keep them longer)."""
     token = _TOTAL_WORK.set([MAX_TOTAL_WORK])

@@ -45,7 +45,7 @@ class Compiler:
     def __init__(self, spec: str | Path | Mapping[str, Any], name: str | None = None) -> None:
         self.document = source.read(spec, name)
         self._ops: dict[tuple[str, str], Op] = {}
-        self._results: dict[tuple[Any, ...], Any] = {}
+        self._results: dict[tuple[Any, ...], tuple[Any, int]] = {}
 
     def load(
         self, params: Mapping[str, Any] | None = None, input_shape: Shape | None = None

@@ -32,15 +32,23 @@ class Template:
     scopes: list[Scope] = field(default_factory=list)
     switched_off: list[tuple[str, KeyPath]] = field(default_factory=list)
     entries: int = 0
+    work: int = 0  # what its expressions spent of the compile's budget
     # filled by replays: each name as (0, suffix after the prefix) | (1, source index) |
     # (2, itself), and whether a node's fields and `when` are plain values (shared, not copied)
-    relative: dict[str, tuple[int, str | int]] = field(default_factory=dict)
+    relative: dict[tuple[str, bool], tuple[int, str | int]] = field(default_factory=dict)
     plain: dict[int, bool] = field(default_factory=dict)
 
 
-def key(block: str, params: list[tuple[str, Any, KeyPath]], inputs: int) -> Any:
+def key(
+    block: str,
+    params: list[tuple[str, Any, KeyPath]],
+    sources: list[str],
+    stack: tuple[str, ...],
+) -> Any:
     """A hashable key for a call, or None when a param cannot be one (it reads in_channels,
-    or is a large or unusual value)."""
+    or is a large or unusual value). Besides the params: which of the sources are the same
+    tensor (a block fed [x, x] is wired unlike one fed [x, y]), and the blocks being expanded
+    around the call (what a recursion or depth check inside would see)."""
     frozen = []
     budget = [MAX_KEY_ITEMS]
     for name, value, src in params:
@@ -48,14 +56,17 @@ def key(block: str, params: list[tuple[str, Any, KeyPath]], inputs: int) -> Any:
         if item is None:
             return None
         frozen.append((name, item, src))
-    return (block, tuple(frozen), inputs)
+    pattern = tuple(sources.index(s) for s in sources)
+    return (block, tuple(frozen), pattern, stack)
 
 
 def _frozen(value: Any, budget: list[int]) -> Any:
     budget[0] -= 1
     if budget[0] < 0:
         return None
-    if value is None or isinstance(value, bool | int | float | str):
+    if isinstance(value, float):
+        return ("float", repr(value))  # 0.0 and -0.0 are different params
+    if value is None or isinstance(value, bool | int | str):
         return (type(value).__name__, value)  # True, 1 and 1.0 are different params
     if isinstance(value, list):
         items = [_frozen(v, budget) for v in value]
@@ -75,16 +86,25 @@ class Renamer:
         self.symbols: list[ShapeSymbol] = []  # made here: the expander links them
 
     def name(self, name: str) -> str:
-        relative = self.template.relative.get(name)
+        """A name the template refers to: one of its sources first (a source may be a tap
+        into the call's own layers, `from: s.conv` for `s`), else one of its own layers."""
+        return self._renamed(name, True)
+
+    def defined(self, name: str) -> str:
+        """A name the template gives a layer or scope of its own."""
+        return self._renamed(name, False)
+
+    def _renamed(self, name: str, reference: bool) -> str:
+        relative = self.template.relative.get((name, reference))
         if relative is None:
             old = self.template.prefix
-            if name.startswith(old) and name[len(old) : len(old) + 1] in ("", "."):
-                relative = (0, name[len(old) :])
-            elif name in self.template.sources:
+            if reference and name in self.template.sources:
                 relative = (1, self.template.sources.index(name))
+            elif name.startswith(old) and name[len(old) : len(old) + 1] in ("", "."):
+                relative = (0, name[len(old) :])
             else:
                 relative = (2, name)
-            self.template.relative[name] = relative
+            self.template.relative[(name, reference)] = relative
         kind, part = relative
         if kind == 0:
             return self.new + str(part)
@@ -92,7 +112,7 @@ class Renamer:
 
     def scopes(self, scopes: tuple[str, ...]) -> tuple[str, ...]:
         """The enclosing scopes: the new call's, then the block's own, renamed."""
-        return (*self.outer, *(self.name(s) for s in scopes[self.depth :]))
+        return (*self.outer, *(self.defined(s) for s in scopes[self.depth :]))
 
     def value(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -117,7 +137,7 @@ class Renamer:
         # plain fields are shared by the copies: nothing changes a node's fields once made
         fields = node.fields if plain else {k: self.value(v) for k, v in node.fields.items()}
         return Node(
-            self.name(node.name),
+            self.defined(node.name),
             node.kind,
             tuple(self.name(n) for n in node.inputs),
             fields,
@@ -131,7 +151,7 @@ class Renamer:
 
     def scope(self, scope: Scope) -> Scope:
         return Scope(
-            self.name(scope.path),
+            self.defined(scope.path),
             scope.kind,
             scope.label,
             scope.src,

@@ -114,3 +114,136 @@ def test_random_specs(
             if stride is not None and entry["block"] == "res":
                 entry["stride"] = stride[:copies]
     _same_with_and_without_replay(monkeypatch, spec)
+
+
+WIRING = """
+cnngraph: 1
+name: dup
+input: [4, 8, 8]
+blocks:
+  mix:
+    inputs: [a, b]
+    layers:
+      ca: {op: conv2d, out_channels: 4, kernel_size: 1, from: a}
+      cb: {op: conv2d, out_channels: 8, kernel_size: 1, from: b}
+      cat: {op: concat, from: [ca, cb]}
+  b:
+    layers:
+      conv: {op: conv2d, out_channels: 4, kernel_size: 1}
+      relu: {op: relu}
+layers:
+  x: {op: conv2d, out_channels: 4, kernel_size: 1}
+  y: {op: conv2d, out_channels: 16, kernel_size: 3, padding: 1}
+  one: {block: mix, from: [x, x]}
+  two: {block: mix, from: [x, y]}
+  s: {block: b, from: one}
+  t: {block: b, from: s.conv}
+outputs: [two, t]
+"""
+
+RECURSION = """
+cnngraph: 1
+name: cyc
+input: [4, 8, 8]
+blocks:
+  c:
+    layers:
+      conv: {op: conv2d, out_channels: 4, kernel_size: 1}
+      inner: {block: d, deep: false}
+  d:
+    params: {deep: bool}
+    layers:
+      relu: {op: relu}
+      more: {block: c, if: $deep}
+layers:
+  x: {block: c}
+  y: {block: d, deep: true}
+"""
+
+_CHAIN = "\n".join(
+    f"  L{i}:\n    layers:\n      r: {{op: relu}}\n      n: {{block: L{i + 1}}}" for i in range(21)
+)
+DEPTH = f"""
+cnngraph: 1
+name: deep
+input: [4, 8, 8]
+blocks:
+{_CHAIN}
+  L21:
+    layers:
+      r: {{op: relu}}
+layers:
+  a: {{block: L10}}
+  b: {{block: L0}}
+"""
+
+WORK = """
+cnngraph: 1
+name: work
+input: [4, 8, 8]
+params:
+  t: [1, 2]
+blocks:
+  b:
+    layers:
+      c:
+        op: conv2d
+        out_channels: "${min([4 for i in range(4000) if i >= 0 and len(t) > 0])}"
+        kernel_size: 1
+layers:
+  s: {block: b, repeat: 60}
+"""
+
+_OFF = "\n".join("      - {op: relu, if: false}" for _ in range(2000))
+LIMITS = f"""
+cnngraph: 1
+name: limits
+input: [4, 8, 8]
+blocks:
+  b:
+    layers:
+      r: {{op: relu, repeat: 1000}}
+      c: {{block: c}}
+  c:
+    layers:
+{_OFF}
+layers:
+  s: {{block: b, repeat: 60}}
+"""
+
+SIGNED = """
+cnngraph: 1
+name: signed
+input: [4, 8, 8]
+blocks:
+  b:
+    params: {s: list}
+    layers:
+      act: {op: leaky_relu, negative_slope: "${s[0]}"}
+layers:
+  x: {block: b, for: "v in ${[[0.0], [-0.0]]}", s: $v}
+"""
+
+
+@pytest.mark.parametrize(
+    ("spec", "first"),
+    [
+        (WIRING, None),  # a block fed [x, x], then [x, y]; a call fed a tap into another
+        (RECURSION, "CG309"),  # a block found using itself only when called inside another
+        (DEPTH, "CG309"),  # blocks nested past the limit only in the second call
+        (WORK, "CG304"),  # the compile's expression budget spent by repeated calls
+        (LIMITS, "CG311"),  # which limit, where: as expanding reaches it
+        (SIGNED, None),  # -0.0 is not 0.0
+    ],
+)
+def test_what_a_replay_must_not_hide(
+    monkeypatch: pytest.MonkeyPatch, spec: str, first: str | None
+) -> None:
+    """Found by a review of the first version: each differed with replay."""
+    _same_with_and_without_replay(monkeypatch, spec)
+    if first is None:
+        cnngraph.load(spec)
+    else:
+        with pytest.raises(cnngraph.SpecError) as info:
+            cnngraph.load(spec)
+        assert first in [d.code for d in info.value.diagnostics]
