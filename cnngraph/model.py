@@ -18,6 +18,7 @@ from .ops import Op, Shape
 from .passes.check import check
 from .passes.definitions import check_definitions
 from .passes.infer import LayerInfo, ShapeInference
+from .passes.segments import SharedSizes
 from .passes.sizes import AxisRule, describe, input_size_rules
 from .passes.validate import validate
 
@@ -34,27 +35,31 @@ def load(
     SpecError, whose `.diagnostics` lists every problem found.
     """
     with _without_gc(), expr.work_budget():
-        return _load(source.read(spec, name), params, input_shape, {})
+        return _load(source.read(spec, name), params, input_shape, {}, None)
 
 
 class Compiler:
     """Compiles one spec again and again with different params (a sweep): the file is read
     once, and what does not depend on the params is kept between compiles (the op built for
-    each set of fields, the value of each expression for each set of inputs)."""
+    each set of fields, the value of each expression for each set of inputs, the sizes a
+    chain of those ops maps heights and widths to)."""
 
     def __init__(self, spec: str | Path | Mapping[str, Any], name: str | None = None) -> None:
         self.document = source.read(spec, name)
         self._ops: dict[tuple[str, str], Op] = {}
         self._results: dict[tuple[Any, ...], tuple[Any, int]] = {}
+        self._sizes = SharedSizes()  # keyed by the identities of the ops above
 
     def load(
         self, params: Mapping[str, Any] | None = None, input_shape: Shape | None = None
     ) -> Model:
-        if len(self._results) > _MAX_KEPT or len(self._ops) > _MAX_KEPT:
-            self._results.clear()  # a long random sweep would grow them without end
+        kept = (len(self._results), len(self._ops), len(self._sizes.lookups))
+        if max(kept) > _MAX_KEPT:  # a long random sweep would grow them without end
+            self._results.clear()
             self._ops.clear()
+            self._sizes.clear()  # together with the ops: their identities are its keys
         with _without_gc(), expr.work_budget(self._results):
-            return _load(self.document, params, input_shape, self._ops)
+            return _load(self.document, params, input_shape, self._ops, self._sizes)
 
 
 _MAX_KEPT = 200_000
@@ -79,6 +84,7 @@ def _load(
     params: Mapping[str, Any] | None,
     input_shape: Shape | None,
     ops: dict[tuple[str, str], Op],
+    sizes: SharedSizes | None,
 ) -> Model:
     diags = Diagnostics()
     graph = expand(doc, diags, params, tuple(input_shape) if input_shape else None)
@@ -87,7 +93,7 @@ def _load(
     validate(graph, diags, ops)
     ordered = check(graph, diags)
     layers: dict[str, LayerInfo] = {}
-    inference = ShapeInference(graph)  # after check: it walks the graph in `graph.order`
+    inference = ShapeInference(graph, sizes)  # after check: it walks in `graph.order`
     if ordered and graph.input_shape:
         layers = inference.run(graph.input_shape, diags)
         # (not for CG508: sizes past the limits are too large at any input)

@@ -201,13 +201,36 @@ def test_size_rules_of_every_spec_equal_trying_every_size(file: str) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(spec=random_specs())
-def test_size_rules_of_random_specs_equal_trying_every_size(spec: dict[str, Any]) -> None:
+@given(spec=random_specs(), copies=st.integers(1, 4))
+def test_size_rules_of_random_specs_equal_trying_every_size(
+    spec: dict[str, Any], copies: int
+) -> None:
+    """Random specs, their block calls repeated: runs of segments alike, some of them fixed
+    points of the sizes (stride 1), some not (stride 2 in every copy)."""
+    for entry in spec["layers"].values():
+        if "block" in entry:
+            entry["repeat"] = copies
     try:
         model = cnngraph.load(spec)
     except cnngraph.SpecError:
         return  # the nominal size does not compile: nothing to compare at it
     _agrees_with_full_inference(model, 60)
+
+
+def test_a_compiler_keeps_size_lookups_between_variants() -> None:
+    """Variants compiled by one Compiler share their size lookups: each variant's rules are
+    the ones a compile of its own gives, and agree with full inference."""
+    from cnngraph.model import Compiler
+    from cnngraph.space import Space
+
+    stages = "[[int(1, 4), log_int(8, 128, 8), choice(1, 2, 8), choice(1.0, 0.5)]] * 4"
+    compiler = Compiler(SPECS / "anynet.yaml")
+    for index, values in enumerate(Space({}, {"stages": stages}, 25, 2).variants()):
+        shared = compiler.load(values, (3, 64, 64))
+        alone = cnngraph.load(SPECS / "anynet.yaml", params=values, input_shape=(3, 64, 64))
+        assert shared.input_size_rules == alone.input_size_rules
+        if index < 3:
+            _agrees_with_full_inference(shared, 40)
 
 
 def test_layers_alike_on_more_channels_may_not_hold_the_same_sizes() -> None:
@@ -265,3 +288,30 @@ def test_weights_that_follow_the_input_size_bound_the_sizes_too() -> None:
         ShapeInference(model.graph).run((4, size, size), diags)
         assert diags.has_errors is not compiles
         assert model.accepts(size, size) is compiles
+
+
+def test_repeated_blocks_that_shrink_are_walked_every_time() -> None:
+    """Identical blocks in a row that each take 2 pixels off (no fixed point of the size):
+    five of them need 11 pixels; a block that keeps the size is walked once per size."""
+    spec = """
+cnngraph: 1
+name: shrink
+input: [3, 32, 32]
+blocks:
+  shrink:
+    layers:
+      - {op: conv2d, out_channels: 4, kernel_size: 3}
+      - relu
+  keep:
+    layers:
+      - {op: conv2d, out_channels: 4, kernel_size: 3, padding: 1}
+      - relu
+layers:
+  a: {block: keep, repeat: 6}
+  s: {block: shrink, repeat: 5}
+  b: {block: keep, repeat: 6}
+"""
+    model = cnngraph.load(spec)
+    rules = model.input_size_rules
+    assert rules is not None and rules[0].minimum == 11
+    _agrees_with_full_inference(model, 40)

@@ -45,7 +45,7 @@ class _Unknown(Exception):
 class ShapeInference:
     """Runs inference over a checked graph; reusable for other input sizes (see sizes.py)."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, shared: seg.SharedSizes | None = None) -> None:
         self.graph = graph
         self._ops: dict[tuple[str, str], Op] = {}
         self._ordered = [graph.nodes[n] for n in graph.order if n != INPUT]
@@ -53,8 +53,10 @@ class ShapeInference:
         self._reads_of: dict[str, tuple[str, ...]] = {}
         self._memo: dict[tuple[Any, ...], Shape | None] = {}  # node, shapes it sees -> shape
         self._segment_memo: dict[tuple[int, Shape | None], Shape | None] = {}
-        # channel-free segments: (signature, height and width) -> exit size, largest area
-        self._size_memo: dict[tuple[int, Shape], tuple[Shape | None, int]] = {}
+        # channel-free segments: (signature, height and width) -> exit size, largest area;
+        # kept between the compiles of a Compiler, whose compiles share their op objects
+        self._shared = shared or seg.SharedSizes()
+        self._size_memo = self._shared.lookups
         self._nominal: dict[str, Shape] | None = None  # every node's shape at the spec's input
         self._settled: dict[tuple[Any, ...], tuple[Op, Any]] = {}
         self._unresolvable = {
@@ -90,7 +92,7 @@ class ShapeInference:
         if nominal != self._nominal:  # lookups by size hold for one set of channels
             self._nominal = nominal
             self.__dict__.pop("_channel_free", None)
-            self._size_memo.clear()
+            self.__dict__.pop("_runs", None)
         return layers
 
     def compiles(self, input_shape: Shape) -> bool:
@@ -106,18 +108,56 @@ class ShapeInference:
         nominal = self._nominal
         by_size = nominal is not None and input_shape[:1] == nominal[INPUT][:1]
         shape: Shape | None = input_shape
-        for index, segment in enumerate(self._segments):
-            if shape is None:
-                return False
-            if by_size and index in self._channel_free:
-                shape = self._sized(index, segment, shape)
-                continue
-            key = (segment.signature, shape)
-            if key in self._segment_memo:
-                shape = self._segment_memo[key]
+        segments, runs = self._segments, self._runs
+        index = 0
+        while index < len(segments):
+            run = runs.get(index)
+            before = shape
+            for offset in range(run[0] if run else 1):
+                if shape is None:
+                    return False
+                shape = self._through(index + offset, shape, by_size)
+            if run and shape == before:
+                index = run[1]  # a fixed point of the repeating part: its repeats keep it
             else:
-                shape = self._segment_memo[key] = self._walk(segment, shape)
+                index += run[0] if run else 1
         return shape is not None
+
+    def _through(self, index: int, shape: Shape, by_size: bool) -> Shape | None:
+        """The shape segment `index` turns `shape` into, or None."""
+        segment = self._segments[index]
+        if by_size and index in self._channel_free:
+            return self._sized(index, segment, shape)
+        key = (segment.signature, shape)
+        if key not in self._segment_memo:
+            self._segment_memo[key] = self._walk(segment, shape)
+        return self._segment_memo[key]
+
+    @functools.cached_property
+    def _runs(self) -> dict[int, tuple[int, int]]:
+        """Where the segments repeat (a stage of identical blocks: the block, its activation,
+        the block, ...): each position of such a run, with its period (1 or 2) and where the
+        run ends. Two segments repeat each other if their signatures agree, and where sizes
+        are looked up alone, their channels too."""
+        segments = self._segments
+        same = [
+            (segment.signature, self._channel_free.get(index))
+            for index, segment in enumerate(segments)
+        ]
+        runs: dict[int, tuple[int, int]] = {}
+        for period in (1, 2):
+            start = 0
+            while start + 2 * period <= len(same):
+                end = start + period
+                while end < len(same) and same[end] == same[end - period]:
+                    end += 1
+                if end - start >= 2 * period:
+                    for index in range(start, end - period + 1):
+                        runs.setdefault(index, (period, end - (end - index) % period))
+                    start = end
+                else:
+                    start += 1
+        return runs
 
     def _sized(self, index: int, segment: Segment, entry: Shape) -> Shape | None:
         """A channel-free segment's exit for `entry`: its height and width by signature, its
@@ -201,7 +241,7 @@ class ShapeInference:
 
     @functools.cached_property
     def _segments(self) -> list[Segment]:
-        return seg.segments(self._plan)
+        return seg.segments(self._plan, self._shared.signatures)
 
     def _reads(self, node: Node) -> tuple[str, ...]:
         found = self._reads_of.get(node.name)

@@ -52,10 +52,26 @@ def reads(node: Node, walked: dict[int, tuple[str, ...]]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(r for v in values for r in walk(v)))
 
 
-def segments(plan: Plan) -> list[Segment]:
+class SharedSizes:
+    """Size lookups kept between the compiles of one spec (a sweep): signatures interned in
+    one table, and the height-and-width results of channel-free segments, whose structures
+    hold nothing but the identities of op objects the compiles share (see model.Compiler)."""
+
+    def __init__(self) -> None:
+        self.signatures: dict[tuple[Any, ...], int] = {}
+        self.lookups: dict[tuple[int, tuple[int, ...]], tuple[tuple[int, ...] | None, int]] = {}
+
+    def clear(self) -> None:
+        self.signatures.clear()
+        self.lookups.clear()
+
+
+def segments(plan: Plan, signatures: dict[tuple[Any, ...], int] | None = None) -> list[Segment]:
+    """The plan's segments; `signatures` interns their structures (a shared table, or one of
+    their own)."""
     cuts = _cuts(plan)
     starts = sorted({0, *cuts})
-    signatures: dict[tuple[Any, ...], int] = {}
+    signatures = {} if signatures is None else signatures
     out = []
     for start, end in zip(starts, [*starts[1:], len(plan)], strict=True):
         entry = cuts.get(start, INPUT)
