@@ -184,10 +184,22 @@ def _add_sweep(sub: Any) -> None:
         "uniform(lo, hi), log_uniform(lo, hi), lists of them ([d] * 4 for four draws), "
         "sorted(...); see docs/sweeps.md",
     )
-    sweep.add_argument("spec", metavar="SPEC")
+    sweep.add_argument("spec", metavar="SPEC", help="the spec whose params vary")
     sweep.add_argument("--file", metavar="SWEEP", help="a sweep file (YAML); flags win over it")
-    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...")
-    sweep.add_argument("--dist", action="append", default=[], metavar="KEY=DISTRIBUTION")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="values of a param, all combined with the other --grid params (repeatable)",
+    )
+    sweep.add_argument(
+        "--dist",
+        action="append",
+        default=[],
+        metavar="KEY=DISTRIBUTION",
+        help="a param drawn from a distribution, --sample times (repeatable)",
+    )
     sweep.add_argument("--sample", type=_positive, metavar="N", help="draws of the --dist values")
     sweep.add_argument("--seed", type=int, help="of the draws (default 0)")
     sweep.add_argument(

@@ -104,6 +104,9 @@ def main(args: argparse.Namespace) -> int:
         except SpaceError as exc:  # pragma: no cover - Space.check draws each distribution
             raise UsageError(f"CG602 {exc.message}") from None
     print(progress.finish(), file=sys.stderr)
+    if progress.counts["invalid"] and not (progress.counts["kept"] or progress.counts["rejected"]):
+        print("cnngraph: no variant compiles (see the rows' messages)", file=sys.stderr)
+        return 1
     if args.plot:
         stem = Path(args.spec).stem
         _write_plot(Path(args.plot), plotted, stem, space.size(), defaults)
@@ -161,6 +164,11 @@ class _Emitter:
         if self.target is not None:
             if self.target.exists() and not self.target.is_dir():
                 raise UsageError(f"--emit {self.target}: not a directory")
+            if self.target.is_dir() and any(self.target.iterdir()):
+                # the specs of two sweeps mixed in one directory could not be told apart
+                raise UsageError(
+                    f"--emit {self.target}: the directory is not empty; give a new one, or empty it"
+                )
             parent = self.target.parent
             try:
                 parent.mkdir(parents=True, exist_ok=True)

@@ -152,7 +152,8 @@ def _bounds(name: str, args: list[Any], integer: bool, positive: bool) -> tuple[
     low, high, step = args[0], args[1], args[2] if len(args) == 3 else 1
     if low > high or step < 1 or (positive and low <= 0):
         need = "0 < lo <= hi" if positive else "lo <= hi"
-        raise SpaceError(f"{name}({', '.join(map(repr, args))}): needs {need}, step >= 1", usage)
+        need += ", step >= 1" if integer else ""
+        raise SpaceError(f"{name}({', '.join(map(repr, args))}): needs {need}", usage)
     if integer and (high // step) * step < low:
         raise SpaceError(f"{name}({', '.join(map(repr, args))}): no multiple of {step} in range")
     return low, high, step

@@ -104,14 +104,14 @@ class Where:
         for name in expr.free_names(self.text):
             if name not in known:
                 hint = did_you_mean(name, sorted(known)) or f"names: {', '.join(sorted(known))}"
-                raise expr.ExprError("CG302", f"--where: unknown name '{name}'", hint)
+                raise expr.ExprError("CG302", f"unknown name '{name}'", hint)
 
     def __call__(self, row: Row) -> bool:
         value = expr.evaluate(self.text, {**row.model_params, **row.values, **row.metrics})
         if not isinstance(value, bool):
             raise expr.ExprError(
                 "CG302",
-                f"--where must be true or false, got {value!r}",
+                f"it must be true or false, got {value!r}",
                 "compare, e.g. --where 'macs <= 400e6 and params < 6e6'",
             )
         return value
@@ -204,7 +204,8 @@ class Progress:
             codes = ", ".join(f"{c} x{n:,}" for c, n in self.codes.most_common(4))
             parts.append(f"{self.counts['invalid']:,} do not compile ({codes})")
         rate = done / max(elapsed, 1e-9)
-        return f"swept {done:,} variants in {elapsed:.1f} s ({rate:,.0f}/s): " + ", ".join(parts)
+        what = "variant" if done == 1 else "variants"
+        return f"swept {done:,} {what} in {elapsed:.1f} s ({rate:,.0f}/s): " + ", ".join(parts)
 
 
 def default_jobs() -> int:

@@ -287,3 +287,19 @@ def test_sampled_anynets_count_as_torchvisions_regnet_builder_does() -> None:
         params = regnet.BlockParams(depths, widths, groups, ratios, [2] * 4, se)
         reference = regnet.RegNet(params)
         assert model.params == sum(p.numel() for p in reference.parameters()), values
+
+
+def test_a_sweep_where_nothing_compiles_fails_and_emits_into_empty_directories_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = str(SPECS / "efficientnet.yaml")
+    code, out, err = run(capsys, "sweep", spec, "--grid", "width_mult=a,b")
+    assert code == 1 and "0 kept, 2 do not compile (CG307 x2)" in err
+    assert "no variant compiles" in err and len(rows(out)) == 2
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "earlier.yaml").write_text("cnngraph: 1\n")
+    args = ["sweep", spec, "--grid", "width_mult=0.5", "--emit", str(tmp_path / "kept")]
+    code, out, err = run(capsys, *args)
+    assert code == 2 and "not empty" in err and out == ""
+    code, _, err = run(capsys, "sweep", spec, "--grid", "width_mult=0.5", "--where", "mac < 1")
+    assert code == 2 and err.count("--where") == 1, err
