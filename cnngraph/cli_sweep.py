@@ -99,8 +99,7 @@ def main(args: argparse.Namespace) -> int:
                 if row.status == "kept":
                     emit(row)
         except expr.ExprError as exc:  # a --where that fails on a variant's values
-            hint = f"; {exc.hint}" if exc.hint else ""
-            raise UsageError(f"CG604 --where: {exc.message}{hint}") from None
+            raise _where_error(exc) from None
         except SpaceError as exc:  # pragma: no cover - Space.check draws each distribution
             raise UsageError(f"CG602 {exc.message}") from None
     print(progress.finish(), file=sys.stderr)
@@ -135,12 +134,16 @@ def _base(
             return None, None
 
 
+def _where_error(exc: expr.ExprError) -> UsageError:
+    hint = f"; {exc.hint}" if exc.hint else ""
+    return UsageError(f"CG604 --where: {exc.message}{hint}")
+
+
 def _judge(where: Where, row: Row) -> None:
     try:
         where(row)
     except expr.ExprError as exc:
-        hint = f"; {exc.hint}" if exc.hint else ""
-        raise UsageError(f"CG604 --where: {exc.message}{hint}") from None
+        raise _where_error(exc) from None
 
 
 class _Emitter:
@@ -295,8 +298,7 @@ def _where(text: str | None, declared: Sequence[str]) -> Where | None:
     try:
         return Where(text, declared)
     except expr.ExprError as exc:
-        hint = f"; {exc.hint}" if exc.hint else ""
-        raise UsageError(f"CG604 --where: {exc.message}{hint}") from None
+        raise _where_error(exc) from None
 
 
 def _need_matplotlib() -> None:

@@ -177,6 +177,13 @@ def test_size_scans_evaluate_channel_expressions_once(monkeypatch: pytest.Monkey
     assert 0 < len(calls) <= 2
 
 
+def _fully_inferred(model: cnngraph.Model, shape: tuple[int, ...]) -> bool:
+    """Whether full inference, from scratch and with its diagnostics, compiles `shape`."""
+    diags = Diagnostics(max_errors=None)
+    ShapeInference(model.graph).run(shape, diags)
+    return not diags.has_errors
+
+
 def _agrees_with_full_inference(model: cnngraph.Model, sizes: int) -> None:
     """The oracle: full shape inference with its diagnostics, from scratch, at every size;
     the rules and `accepts` (memoised, and cut short where walks meet) must agree with it."""
@@ -185,9 +192,7 @@ def _agrees_with_full_inference(model: cnngraph.Model, sizes: int) -> None:
     c, h, w = model.input_shape
     for n in range(1, sizes + 1):
         for axis, shape in ((0, (c, n, w)), (1, (c, h, n))):
-            diags = Diagnostics(max_errors=None)
-            ShapeInference(model.graph).run(shape, diags)
-            compiles = not diags.has_errors
+            compiles = _fully_inferred(model, shape)
             assert rules[axis].accepts(n) == compiles, (axis, n)
             assert model.accepts(*shape[1:]) == compiles, shape
 
@@ -250,9 +255,7 @@ layers:
 """
     model = cnngraph.load(spec)
     for size, compiles in ((200, True), (300, False)):
-        diags = Diagnostics(max_errors=None)
-        ShapeInference(model.graph).run((1, size, size), diags)
-        assert diags.has_errors is not compiles
+        assert _fully_inferred(model, (1, size, size)) is compiles
         assert model.accepts(size, size) is compiles
 
 
@@ -274,9 +277,8 @@ layers:
     inference = ShapeInference(model.graph)
     for channels, size in ((3, 4), (6, 4), (6, 6)):
         inference.run((channels, 32, 32), Diagnostics(max_errors=None))
-        diags = Diagnostics(max_errors=None)
-        ShapeInference(model.graph).run((channels, size, size), diags)
-        assert inference.compiles((channels, size, size)) is not diags.has_errors
+        shape = (channels, size, size)
+        assert inference.compiles(shape) is _fully_inferred(model, shape)
 
 
 def test_weights_that_follow_the_input_size_bound_the_sizes_too() -> None:
@@ -284,9 +286,7 @@ def test_weights_that_follow_the_input_size_bound_the_sizes_too() -> None:
     weights, the size does not compile, in a scan as in a full inference."""
     model = cnngraph.load("cnngraph: 1\nname: n\ninput: [4, 32, 32]\nlayers:\n  n: layer_norm\n")
     for size, compiles in ((20_000, True), (40_000, False)):
-        diags = Diagnostics(max_errors=None)
-        ShapeInference(model.graph).run((4, size, size), diags)
-        assert diags.has_errors is not compiles
+        assert _fully_inferred(model, (4, size, size)) is compiles
         assert model.accepts(size, size) is compiles
 
 
