@@ -34,7 +34,7 @@ def load(
     `params` overrides model-level params; `input_shape` overrides the spec's input. Raises
     SpecError, whose `.diagnostics` lists every problem found.
     """
-    with _without_gc(), expr.work_budget():
+    with without_gc(), expr.work_budget():
         return _load(source.read(spec, name), params, input_shape, {}, None)
 
 
@@ -58,7 +58,7 @@ class Compiler:
             self._results.clear()
             self._ops.clear()
             self._sizes.clear()  # together with the ops: their identities are its keys
-        with _without_gc(), expr.work_budget(self._results):
+        with without_gc(), expr.work_budget(self._results):
             return _load(self.document, params, input_shape, self._ops, self._sizes)
 
 
@@ -66,7 +66,7 @@ _MAX_KEPT = 200_000
 
 
 @contextlib.contextmanager
-def _without_gc() -> Iterator[None]:
+def without_gc() -> Iterator[None]:
     """Compiling and summarising make many objects and no cycles worth collecting while they
     run; Python's collector would walk the growing heap again and again (a 40,000-line file
     parsed 3x slower, and doubling its size tripled the time)."""
@@ -206,7 +206,7 @@ class Model:
     @cached_property
     def input_size_rules(self) -> tuple[AxisRule, AxisRule] | None:
         """Which heights and widths compile (None for inputs without spatial dims)."""
-        with _without_gc():
+        with without_gc():
             return input_size_rules(self._inference, self.input_shape)
 
     def accepts(self, height: int, width: int) -> bool:
@@ -252,13 +252,13 @@ class Model:
         that a REPL or a notebook shows as the table, not as a quoted string."""
         from .backends.summary import render_text
 
-        with _without_gc():
+        with without_gc():
             return SummaryText(render_text(self, depth))
 
     def to_dict(self, depth: int | None = None) -> dict[str, Any]:
         from .backends.summary import render_dict
 
-        with _without_gc():
+        with without_gc():
             return render_dict(self, depth)
 
     def to_dot(self, depth: int | None = None, rankdir: str = "TB") -> str:

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from . import expr
 from .errors import SpecError, did_you_mean
-from .model import Compiler, Model
+from .model import Compiler, Model, without_gc
 from .ops import Shape
 from .passes.sizes import describe
 from .space import Space
@@ -62,6 +62,12 @@ class Evaluator:
         self.sizes = sizes
 
     def __call__(self, job: tuple[int, dict[str, Any]]) -> Row:
+        # The collector stays off until the variant's model is freed: freed by reference
+        # counts, its objects never reach a collection (one per variant otherwise).
+        with without_gc():
+            return self._evaluate(job)
+
+    def _evaluate(self, job: tuple[int, dict[str, Any]]) -> Row:
         index, values = job
         row = Row(index, values)
         try:
