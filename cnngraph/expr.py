@@ -11,6 +11,7 @@ import contextlib
 import math
 import operator
 import re
+import struct
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from functools import lru_cache
@@ -132,6 +133,14 @@ def make_divisible(value: float, divisor: int, min_value: int | None = None) -> 
     return new
 
 
+def float32(value: float) -> float:
+    """`value` rounded to the nearest single-precision float: torch computes in float32 by
+    default, and rounding each step as it does reproduces its results (RegNet's widths)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"float32() takes a number, not {value!r}")
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
 def _sum(values: list[Any], start: Any = 0) -> Any:
     """`sum`, in linear time for lists too (Python's own copies the total once per list)."""
     if not isinstance(start, list):
@@ -155,8 +164,10 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "ceil": math.ceil,
     "floor": math.floor,
     "float": float,
+    "float32": float32,
     "int": int,
     "len": len,
+    "log": math.log,
     "make_divisible": make_divisible,
     "range": _range,
     "max": max,

@@ -74,6 +74,31 @@ def _efficientnet(variant: str) -> Row:
     return Row(f"efficientnet_{variant}", "efficientnet.yaml", params, f"efficientnet_{variant}")
 
 
+_REGNET = {  # depth, w_0, w_a, w_m, group_width: torchvision's regnet_* builders
+    "regnet_x_400mf": (22, 24, 24.48, 2.54, 16),
+    "regnet_x_800mf": (16, 56, 35.73, 2.28, 16),
+    "regnet_x_1_6gf": (18, 80, 34.01, 2.25, 24),
+    "regnet_x_3_2gf": (25, 88, 26.31, 2.25, 48),
+    "regnet_x_8gf": (23, 80, 49.56, 2.88, 120),
+    "regnet_x_16gf": (22, 216, 55.59, 2.1, 128),
+    "regnet_x_32gf": (23, 320, 69.86, 2.0, 168),
+    "regnet_y_400mf": (16, 48, 27.89, 2.09, 8),
+    "regnet_y_800mf": (14, 56, 38.84, 2.4, 16),
+    "regnet_y_1_6gf": (27, 48, 20.71, 2.65, 24),
+    "regnet_y_3_2gf": (21, 80, 42.63, 2.66, 24),
+    "regnet_y_8gf": (17, 192, 76.82, 2.19, 56),
+    "regnet_y_16gf": (18, 200, 106.23, 2.48, 112),
+    "regnet_y_32gf": (20, 232, 115.89, 2.53, 232),
+}
+
+
+def _regnet(name: str, depth: int, w_0: int, w_a: float, w_m: float, group_width: int) -> Row:
+    """A RegNet from RegNet's four numbers and its group width, as torchvision builds it."""
+    params: dict[str, Any] = {"depth": depth, "w_0": w_0, "w_a": w_a, "w_m": w_m}
+    params |= {"group_width": group_width, "se_ratio": 0.25 if "_y_" in name else 0.0}
+    return Row(name, "anynet.yaml", params, name)
+
+
 ROWS = [
     Row("lenet5", "lenet5.yaml", paper=(61_706, 416_520), output=(10,)),
     Row("alexnet", "alexnet.yaml", torchvision="alexnet"),
@@ -115,9 +140,9 @@ ROWS = [
         {"block_config": [6, 12, 36, 24], "growth_rate": 48, "num_init_features": 96},
         "densenet161",
     ),
-    Row("regnet_x_400mf", "anynet.yaml", torchvision="regnet_x_400mf"),
-    Row(
-        "regnet_y_400mf",
+    *(_regnet(name, *settings) for name, settings in _REGNET.items()),
+    Row(  # the stages given, not generated
+        "regnet_y_400mf_given_stages",
         "anynet.yaml",
         {
             "stages": [[1, 48, 8, 1.0], [3, 104, 8, 1.0], [6, 208, 8, 1.0], [6, 440, 8, 1.0]],

@@ -44,8 +44,8 @@ TUTORIAL = (ROOT / "docs" / "tutorial-anynet.md").read_text()
 def _tutorial_variant() -> str:
     """specs/anynet.yaml with the tutorial's edits: its stage table, its name."""
     original = (ROOT / "specs" / "anynet.yaml").read_text()
-    table = re.search(r"  stages: \[\[1, .*?\]\]\n", original, re.DOTALL)
-    assert table is not None and table.group(0) in TUTORIAL  # the table the tutorial shows
+    table = re.search(r"  stages: >-\n.*?\]\}\n", original, re.DOTALL)
+    assert table is not None and table.group(0) in TUTORIAL  # the rule the tutorial shows
     new_table = re.search(r"  stages: \[\[2, .*?\]\]\n", TUTORIAL, re.DOTALL)
     assert new_table is not None
     variant = original.replace(table.group(0), new_table.group(0))

@@ -45,6 +45,9 @@ ENV = {"width": 64, "ratio": 0.25, "arch": [[1, 64], [2, 128]], "flag": True}
         ("min([3, 1, 2])", 1),
         ("abs(-3)", 3),
         ("make_divisible(3, 8, min_value=4)", 4),
+        ("log(8, 2)", 3.0),
+        ("float32(0.1)", 0.10000000149011612),  # the float32 nearest 0.1, as torch holds it
+        ("float32(16777217)", 16777216.0),  # 2^24 + 1 has no float32
     ],
 )
 def test_evaluates(text: str, expected: Any) -> None:
@@ -99,6 +102,11 @@ def test_comprehensions_and_range() -> None:
         ("x" * 2000, "CG301"),
         ("2 ** 100", "CG304"),
         ("1e308 * 10", "CG304"),
+        ("log(0)", "CG304"),
+        ("float32('a')", "CG304"),
+        ("float32(true)", "CG304"),
+        ("float32(1e39)", "CG304"),  # past float32's range
+        ("float32(10 ** 400)", "CG304"),
     ],
 )
 def test_refuses(text: str, code: str) -> None:

@@ -627,3 +627,28 @@ def test_layers_own_init_is_parametric_and_seeded_like_the_expansion() -> None:
     assert list(built) == list(expected)
     assert [k for k in built if not torch.equal(built[k], expected[k])] == []
     assert torch.count_nonzero(built["body.1.bn2.weight"]) == 0
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "        widths = [8 * round(float32(w_0 * float32(float32(w_m) ** round(math.log(u / w_0)"
+        " / math.log(w_m)))) / 8) for u in linear_widths if u > 0 and u < 100000]",
+        "        total = first_stage_width * bottleneck_ratio + second_stage_width * ratio - 1"
+        " + third_stage_width // group_width",
+        "        return nn.Conv2d(in_channels, out_channels * expansion_ratio, kernel_size=(k, k),"
+        " padding=[(k - 1) // 2, (k - 1) // 2], bias=not batch_norm)",
+        "        x = (a - b) * (c_long_name_number_one + d_long_name_number_two) - (e - f)"
+        " * (g + h) * (i - j) / (k + l)",
+    ],
+)
+def test_long_lines_are_broken_into_the_same_statement(line: str) -> None:
+    import ast
+    import textwrap
+
+    from cnngraph.backends.pytorch.writer import wrap_long
+
+    wrapped = wrap_long(line)
+    assert max(len(part) for part in wrapped.splitlines()) <= 99
+    same = ast.dump(ast.parse(textwrap.dedent(wrapped))) == ast.dump(ast.parse(line.strip()))
+    assert same, wrapped

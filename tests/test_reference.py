@@ -73,3 +73,30 @@ def test_googlenet_aux_heads_switch_on() -> None:
     network.train()
     outputs = network(torch.zeros(2, 3, 224, 224))
     assert [tuple(o.shape[1:]) for o in outputs] == list(model.outputs.values())
+
+
+def test_the_regnet_rule_gives_torchvisions_stages() -> None:
+    """Every regnet_* builder of torchvision (128GF too, which has no row): the stage widths,
+    depths and group widths that BlockParams.from_init_params computes in float32."""
+    import inspect
+    import re
+
+    from torchvision.models import regnet
+
+    builders = re.findall(
+        r"def (regnet_[xy]_\w+)\(.*?from_init_params\((.*?)\)\n", inspect.getsource(regnet), re.S
+    )
+    assert len(builders) == 15
+    for name, arguments in builders:
+        settings = dict(re.findall(r"(\w+)=([\d.]+)", arguments))
+        given = {k: float(v) if "." in v else int(v) for k, v in settings.items()}
+        expected = regnet.BlockParams.from_init_params(**given)
+        model = cnngraph.load(SPECS / "anynet.yaml", params=given)
+        stages = model.graph.params["stages"]
+        assert [s[0] for s in stages] == expected.depths, name
+        fitted = [model.layer(f"trunk_output.block{i}.block{i}-0.f.c.0") for i in range(1, 5)]
+        assert [layer.shape[0] for layer in fitted] == expected.widths, name
+        grouped = [model.layer(f"trunk_output.block{i}.block{i}-0.f.b.0") for i in range(1, 5)]
+        groups = [layer.op.groups for layer in grouped]  # type: ignore[union-attr]
+        widths = [layer.shape[0] for layer in grouped]
+        assert [w // g for w, g in zip(widths, groups, strict=True)] == expected.group_widths

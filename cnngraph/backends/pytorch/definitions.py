@@ -23,7 +23,14 @@ from ...spec import BlockDef, ResidualSpec, init_rule
 from . import pyexpr
 from .forwards import ForwardWriter
 from .pyexpr import Unsupported
-from .runtime import MAKE_DIVISIBLE, STOCHASTIC_DEPTH, camel, header, init_lines, sanitize
+from .runtime import (
+    STOCHASTIC_DEPTH,
+    camel,
+    header,
+    helper_sources,
+    init_lines,
+    sanitize,
+)
 from .spec_layers import (
     Param,
     is_side,
@@ -48,9 +55,7 @@ class DefinitionGenerator(ForwardWriter):
 
     def source(self, spec_file: str) -> str:
         root = self._root()
-        parts = []
-        if "make_divisible" in self.needs:
-            parts.append(MAKE_DIVISIBLE)
+        parts = helper_sources(self.needs)
         if "StochasticDepth" in self.needs:
             parts.append(STOCHASTIC_DEPTH)
         parts += self.output_types

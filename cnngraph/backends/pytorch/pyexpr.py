@@ -1,6 +1,6 @@
 """Spec values as Python source: the spec's expressions already are a Python subset, so they are
 rewritten, not interpreted: names become the generated code's variables, `true` becomes True,
-`ceil` becomes `math.ceil`, and `make_divisible` calls the file's own helper."""
+`ceil` becomes `math.ceil`, and `make_divisible` and `float32` call the file's own helpers."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ class Unsupported(Exception):
 
 
 _CONSTANTS = {"true": True, "false": False, "null": None, "True": True, "False": False}
-_MATH = {"ceil", "floor", "sqrt"}
+_MATH = {"ceil", "floor", "log", "sqrt"}
+_HELPERS = {"make_divisible", "float32"}  # functions the generated file defines
 
 
 class _Rewrite(ast.NodeTransformer):
@@ -39,8 +40,8 @@ class _Rewrite(ast.NodeTransformer):
             if name in _MATH:
                 self.needs.add("math")
                 node.func = ast.Attribute(ast.Name("math", ast.Load()), name, ast.Load())
-            elif name == "make_divisible":
-                self.needs.add("make_divisible")
+            elif name in _HELPERS:
+                self.needs.add(name)
             return node
         return self.generic_visit(node)
 

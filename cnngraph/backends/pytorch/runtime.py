@@ -9,7 +9,7 @@ import textwrap
 from pathlib import PurePath
 
 from ... import __version__
-from ...expr import make_divisible
+from ...expr import float32, make_divisible
 from ...spec import Init
 
 MAX_LINE = 99
@@ -73,6 +73,13 @@ def init_lines(rule: Init) -> list[str]:
 
 # the compiler's own function, so the file computes channel counts as the compiler does
 MAKE_DIVISIBLE = inspect.getsource(make_divisible)
+FLOAT32 = inspect.getsource(float32)
+
+
+def helper_sources(needs: set[str]) -> list[str]:
+    """The compiler's own functions that the file's expressions call."""
+    return [MAKE_DIVISIBLE] * ("make_divisible" in needs) + [FLOAT32] * ("float32" in needs)
+
 
 STOCHASTIC_DEPTH = '''class StochasticDepth(nn.Module):
     """Drop path: in training, zero a residual branch for a random part of the batch (mode
@@ -124,9 +131,8 @@ def header(model_name: str, spec_file: str, needs: set[str], settings: str = "")
         "from __future__ import annotations",
         "",
     ]
-    stdlib = []
-    if "math" in needs:
-        stdlib.append("import math")
+    modules = {"math": "math", "struct": "float32"}  # imported where these are used
+    stdlib = [f"import {module}" for module, user in modules.items() if user in needs]
     if "Callable" in needs or "Sequence" in needs:
         names = ", ".join(n for n in ("Callable", "Sequence") if n in needs)
         stdlib.append(f"from collections.abc import {names}")

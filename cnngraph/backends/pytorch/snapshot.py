@@ -30,11 +30,11 @@ from ...passes.infer import LayerInfo
 from ...source import lookup
 from ...spec import Init
 from .runtime import (
-    MAKE_DIVISIBLE,
     MAX_LINE,
     STOCHASTIC_DEPTH,
     camel,
     header,
+    helper_sources,
     init_lines,
     sanitize,
 )
@@ -128,7 +128,7 @@ def _hint(values: Sequence[Any]) -> str:
 class _Expression(ast.NodeTransformer):
     """A spec expression as Python source for the generated module."""
 
-    MATH: ClassVar[set[str]] = {"ceil", "floor", "sqrt"}
+    MATH: ClassVar[set[str]] = {"ceil", "floor", "log", "sqrt"}
     CONSTANTS: ClassVar[dict[str, Any]] = {"true": True, "false": False, "null": None}
 
     def __init__(self) -> None:
@@ -143,8 +143,8 @@ class _Expression(ast.NodeTransformer):
             return ast.copy_location(
                 ast.Attribute(ast.Name("math", ast.Load()), node.id, ast.Load()), node
             )
-        if node.id == "make_divisible":
-            self.needs.add("make_divisible")
+        if node.id in ("make_divisible", "float32"):
+            self.needs.add(node.id)
         elif node.id not in {"abs", "float", "int", "len", "max", "min", "round", "sum"}:
             self.names.add(node.id)
         return node
@@ -400,12 +400,11 @@ class Generator:
             )
         )
         needs = {"NamedTuple"} if "outputs" in self.needs else set()
-        needs |= self.needs & {"math"}
+        needs |= self.needs & {"math", "float32"}
         text = header(self.graph.name, self.spec_file, needs)
         first, rest = text.split("\n", 1)
         parts = [f"{first}\n{note}\n{rest}"]
-        if "make_divisible" in self.needs:
-            parts.append(MAKE_DIVISIBLE)
+        parts += helper_sources(self.needs)
         if "StochasticDepth" in self.needs:
             parts.append(STOCHASTIC_DEPTH)
         if "outputs" in self.needs:

@@ -141,6 +141,7 @@ def free_names(expr: Expr) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - {
         "math",
         "make_divisible",
+        "float32",
         "int",
         "round",
         "max",
@@ -166,7 +167,7 @@ def substitute(expr: Expr | None, mapping: Mapping[str, Expr]) -> Expr | None:
 
 
 def helpers() -> dict[str, Expr]:
-    return {n: sym.code(n) for n in ("math", "make_divisible")}
+    return {n: sym.code(n) for n in ("math", "make_divisible", "float32")}
 
 
 def callee_names(mapping: Mapping[str, Expr], cls: BlockClass, p: Param) -> dict[str, Expr]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import builtins
 import io
 import keyword
@@ -15,7 +16,19 @@ from ...symbolic import Expr
 
 # Names the generated file defines or imports itself; spec names never take them.
 RESERVED = frozenset(
-    {"self", "torch", "nn", "math", "make_divisible", "super", "Any", "Callable", "Sequence"}
+    {
+        "self",
+        "torch",
+        "nn",
+        "math",
+        "struct",
+        "make_divisible",
+        "float32",
+        "super",
+        "Any",
+        "Callable",
+        "Sequence",
+    }
 )
 
 
@@ -85,11 +98,15 @@ def default_text(head: str, default: Expr) -> str:
 
 
 def wrap_long(line: str) -> str:
-    """Lines past 99 columns: a call's arguments one per line (ruff's style, roughly)."""
+    """Lines past 99 columns: a statement's calls, lists and comprehensions broken over lines
+    (ruff's style, roughly); a call's arguments one per line."""
     if len(line) <= 99:
         return line
     indent = line[: len(line) - len(line.lstrip())]
     body = line.strip()
+    statement = _statement(body)
+    if statement is not None:
+        return "\n".join(_statement_lines(statement, indent))
     comma = body.endswith(",")
     body = body.rstrip(",")
     start = body.find("(")
@@ -103,6 +120,88 @@ def wrap_long(line: str) -> str:
     lines += [wrap_long(f"{indent}    {arg},") for arg in split_arguments(body[start + 1 : -1])]
     lines.append(f"{indent}){',' if comma else ''}")
     return "\n".join(lines)
+
+
+def _statement(body: str) -> ast.stmt | None:
+    """`body` as one assignment, return or expression statement, or None (a fragment of a
+    longer statement, or a line with a comment, which parsing would drop)."""
+    if "#" in body or body.endswith(","):
+        return None
+    try:
+        tree = ast.parse(body)
+    except SyntaxError:
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.Assign, ast.Return, ast.Expr)):
+        return None
+    return tree.body[0]
+
+
+def _statement_lines(statement: ast.stmt, indent: str) -> list[str]:
+    if isinstance(statement, ast.Assign):
+        prefix = " = ".join(ast.unparse(t) for t in statement.targets) + " = "
+    else:
+        prefix = "return " if isinstance(statement, ast.Return) else ""
+    value = statement.value
+    if value is None:
+        return [f"{indent}{ast.unparse(statement)}"]
+    lines = _expression_lines(value, indent, len(prefix), bracketed=False)
+    return [f"{indent}{prefix}{lines[0].lstrip()}", *lines[1:]]
+
+
+_ATOMS = (ast.Name, ast.Constant, ast.Call, ast.Subscript, ast.Attribute, ast.List, ast.ListComp)
+
+
+def _expression_lines(
+    node: ast.expr, indent: str, taken: int = 0, bracketed: bool = True
+) -> list[str]:
+    """`node` at `indent`, over several lines where one would pass 99 columns (`taken`: the
+    columns the line's start already uses; `bracketed`: inside brackets already, where an
+    operator may start a line)."""
+    text = ast.unparse(node)
+    if len(indent) + taken + len(text) <= 99:
+        return [indent + text]
+    inner = indent + "    "
+    if isinstance(node, ast.Call):
+        lines = [f"{indent}{ast.unparse(node.func)}("]
+        for arg in node.args:
+            lines += _with_comma(_expression_lines(arg, inner))
+        for keyword in node.keywords:
+            name = f"{keyword.arg}=" if keyword.arg else "**"
+            value = _expression_lines(keyword.value, inner, len(name))
+            lines += _with_comma([f"{inner}{name}{value[0].lstrip()}", *value[1:]])
+        return [*lines, f"{indent})"]
+    if isinstance(node, ast.ListComp):
+        lines = [f"{indent}[", *_expression_lines(node.elt, inner)]
+        for loop in node.generators:
+            lines.append(f"{inner}for {ast.unparse(loop.target)} in {ast.unparse(loop.iter)}")
+            lines += [f"{inner}if {ast.unparse(condition)}" for condition in loop.ifs]
+        return [*lines, f"{indent}]"]
+    if isinstance(node, (ast.List, ast.Tuple)):
+        opening, closing = ("[", "]") if isinstance(node, ast.List) else ("(", ")")
+        lines = [f"{indent}{opening}"]
+        for item in node.elts:
+            lines += _with_comma(_expression_lines(item, inner))
+        return [*lines, f"{indent}{closing}"]
+    if isinstance(node, ast.BinOp):
+        if not bracketed:
+            return [f"{indent}(", *_expression_lines(node, inner), f"{indent})"]
+        operator = ast.unparse(ast.BinOp(ast.Name("a"), node.op, ast.Name("b")))[2:-2]
+        left, right = (
+            _expression_lines(side if isinstance(side, _ATOMS) else _parenthesized(side), indent)
+            for side in (node.left, node.right)
+        )
+        right[0] = f"{indent}{operator} {right[0].lstrip()}"
+        return [*left, *right]
+    return [indent + text]
+
+
+def _parenthesized(node: ast.expr) -> ast.expr:
+    """An operand that keeps its own grouping once it stands on lines of its own."""
+    return ast.Call(ast.Name(""), [node], [])  # unparses as `(...)`
+
+
+def _with_comma(lines: list[str]) -> list[str]:
+    return [*lines[:-1], lines[-1] + ","]
 
 
 def double_quoted(source: str) -> str:
