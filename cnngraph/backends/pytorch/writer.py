@@ -122,7 +122,7 @@ def wrap_long(line: str) -> str:
     return "\n".join(lines)
 
 
-def _statement(body: str) -> ast.stmt | None:
+def _statement(body: str) -> ast.Assign | ast.Return | ast.Expr | None:
     """`body` as one assignment, return or expression statement, or None (a fragment of a
     longer statement, or a line with a comment, which parsing would drop)."""
     if "#" in body or body.endswith(","):
@@ -131,12 +131,11 @@ def _statement(body: str) -> ast.stmt | None:
         tree = ast.parse(body)
     except SyntaxError:
         return None
-    if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.Assign, ast.Return, ast.Expr)):
-        return None
-    return tree.body[0]
+    statement = tree.body[0] if len(tree.body) == 1 else None
+    return statement if isinstance(statement, (ast.Assign, ast.Return, ast.Expr)) else None
 
 
-def _statement_lines(statement: ast.stmt, indent: str) -> list[str]:
+def _statement_lines(statement: ast.Assign | ast.Return | ast.Expr, indent: str) -> list[str]:
     if isinstance(statement, ast.Assign):
         prefix = " = ".join(ast.unparse(t) for t in statement.targets) + " = "
     else:
