@@ -131,6 +131,8 @@ ROWS = [
     Row("mobilenet_v3_large", "mobilenet_v3.yaml", torchvision="mobilenet_v3_large"),
     Row("mobilenet_v3_small", "mobilenet_v3.yaml", {"arch": "small"}, "mobilenet_v3_small"),
     *(_efficientnet(variant) for variant in _EFFICIENTNET),
+    Row("squeezenet1_0", "squeezenet.yaml", torchvision="squeezenet1_0"),
+    Row("squeezenet1_1", "squeezenet.yaml", {"version": 1.1}, "squeezenet1_1"),
     Row("densenet121", "densenet.yaml", torchvision="densenet121"),
     Row("densenet169", "densenet.yaml", {"block_config": [6, 12, 32, 32]}, "densenet169"),
     Row("densenet201", "densenet.yaml", {"block_config": [6, 12, 48, 32]}, "densenet201"),

@@ -34,6 +34,9 @@ Index = tuple[str, str] | None  # a loop's (index variable, count), where copies
 Loop = tuple[str, dict[str, Expr], Index]  # its `for` line, the names it binds, its index
 Row = tuple[Any, ...]
 
+# keys that make a sequence entry several layers, or none
+_VARYING = frozenset({"if", "repeat", "for", "spread"})
+
 
 class ChainWriter(ModuleWriter):
     """Writes chains of layers into `nn.Sequential` containers."""
@@ -64,6 +67,9 @@ class ChainWriter(ModuleWriter):
                 at += len(run)
                 continue
             key, entry = items[at]
+            # a numbered layer's index, where every layer before it is there at any params
+            fixed = all(isinstance(e, str) or not _VARYING & e.keys() for _, e in items[:at])
+            self.position = at if fixed and key is None else None
             current = self._chain_entry(key, entry, target, current, ctx)
             at += 1
         return current
@@ -358,8 +364,13 @@ class ChainWriter(ModuleWriter):
         """One module appended to an nn.Sequential (numbered) or added under a name."""
         name = self._copy_name(entry, key, ctx, index)
         if "init" in entry:
-            named = target == "self" and name is not None and name.isidentifier()
-            entry = self._own_init(entry, f"self.{name}" if named else None, ctx)
+            if target == "self" and name is not None and name.isidentifier():
+                attribute: str | None = f"self.{name}"
+            elif name is None and index is None and self.position is not None:
+                attribute = f"{target}[{self.position}]"
+            else:
+                attribute = None
+            entry = self._own_init(entry, attribute, ctx)
         text, result, needs_ref = self._module(entry, [current], ctx, index)
         if needs_ref:
             local = ctx.names.fresh("layer")

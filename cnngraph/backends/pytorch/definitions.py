@@ -26,9 +26,12 @@ from .pyexpr import Unsupported
 from .runtime import (
     STOCHASTIC_DEPTH,
     camel,
+    class_argument,
+    example_call,
     header,
     helper_sources,
     init_lines,
+    rule_set_names,
     sanitize,
 )
 from .spec_layers import (
@@ -380,17 +383,13 @@ class DefinitionGenerator(ForwardWriter):
         return f"torch.Tensor | {name}"
 
     def _reset_weights(self, ctx: Ctx) -> list[str]:
-        """The spec's initial weights: a rule per op kind, then each layer's own, applied after
-        construction."""
+        """The spec's initial weights, applied after construction in module order: each layer's
+        own rule, else its kind's."""
         by_rule: dict[tuple[str, str], list[str]] = {}
         for kind, written in self.spec.init.items():
             init = init_rule(written)
-            if init == ("default", "default") or not init_lines(init):
-                continue
-            cls = OPS[kind]
-            fields, shapes = cls.examples[0]
-            made = cls.model_validate(fields).torch_call(shapes)
-            if made is not None:
+            made = example_call(OPS[kind])
+            if init != ("default", "default") and init_lines(init) and made is not None:
                 by_rule.setdefault(init, []).append(made.func)
         if not by_rule and not self.own_inits:
             return []
@@ -401,43 +400,44 @@ class DefinitionGenerator(ForwardWriter):
         w.line("def reset_weights(self) -> None:")
         with w.indent():
             w.line('"""Initial weights as the spec asks; torch\'s defaults elsewhere."""')
-            if by_rule:
-                w.line("for m in self.modules():")
-                with w.indent():
-                    for index, (rule, classes) in enumerate(by_rule.items()):
-                        keyword = "if" if index == 0 else "elif"
-                        kinds = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
-                        w.line(f"{keyword} isinstance(m, {kinds}):")
-                        with w.indent():
-                            for line in init_lines(rule):
-                                w.line(line)
-            for rule, places in self.own_inits.items():
-                self._own_init_loop(w, rule, places)
+            own = self._own_init_sets(w)
+            w.line("for m in self.modules():")
+            with w.indent():
+                branches = [
+                    (f"id(m) in {name} and isinstance(m, {class_argument(places)})", rule)
+                    for name, (rule, places) in own
+                ]
+                branches += [(f"isinstance(m, {class_argument(c)})", r) for r, c in by_rule.items()]
+                for index, (condition, rule) in enumerate(branches):
+                    w.line(f"{'if' if index == 0 else 'elif'} {condition}:")
+                    with w.indent():
+                        for line in init_lines(rule):
+                            w.line(line)
         ctx.init.line("self.reset_weights()")
         return ["\n".join(w.lines)]
 
-    def _own_init_loop(
-        self, w: Writer, rule: tuple[str, str], places: list[tuple[str, str]]
-    ) -> None:
-        """Layers' own rule, in module order (the compiled model's): the model's own layers by
-        identity, the layers of blocks by the block's class."""
+    def _own_init_sets(self, w: Writer) -> list[tuple[str, tuple[tuple[str, str], list[str]]]]:
+        """Statements collecting the layers that have their own rule (the model's own layers by
+        attribute, the layers of blocks through each instance of the block's class), one set
+        of identities per rule; the sets' names with their rules and torch classes."""
         root = camel(self.spec.name)
-        by_class: dict[str, list[str]] = {}
-        for cls, attribute in places:
-            by_class.setdefault(cls, []).append(attribute)
-        branches = [(f"m is self.{a}", [f"self.{a}"]) for a in by_class.pop(root, [])]
-        branches += [
-            (f"isinstance(m, {cls})", [f"m.{a}" for a in attributes])
-            for cls, attributes in by_class.items()
-        ]
-        w.line("for m in self.modules():")
-        with w.indent():
-            for index, (condition, layers) in enumerate(branches):
-                w.line(f"{'if' if index == 0 else 'elif'} {condition}:")
-                with w.indent():
-                    for layer in layers:
-                        for line in init_lines(rule):
-                            w.line(re.sub(r"\bm\.", f"{layer}.", line))
+        sets = []
+        names = rule_set_names(list(self.own_inits))
+        for name, (rule, places) in zip(names, self.own_inits.items(), strict=True):
+            mine = [f"id(self.{a})" for cls, a, _ in places if cls == root]
+            theirs: dict[str, list[str]] = {}
+            for cls, attribute, _ in places:
+                if cls != root:
+                    theirs.setdefault(cls, []).append(attribute)
+            parts = [f"{{{', '.join(mine)}}}"] if mine else []
+            parts += [
+                f"{{id(m.{a}) for m in self.modules() if isinstance(m, {cls})}}"
+                for cls, attributes in theirs.items()
+                for a in attributes
+            ]
+            w.line(f"{name}: set[int] = {' | '.join(parts)}")
+            sets.append((name, (rule, sorted({torch for _, _, torch in places}))))
+        return sets
 
 
 def _typed_locals(lines: list[str], inputs: list[str]) -> list[str]:

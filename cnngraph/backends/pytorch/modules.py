@@ -14,7 +14,7 @@ from ...spec import ENTRY_KEYS, InitRule, init_rule
 from ...symbolic import Expr
 from . import pyexpr
 from .pyexpr import Unsupported
-from .runtime import init_lines
+from .runtime import example_call, init_lines
 from .spec_layers import (
     SEQUENCE,
     Param,
@@ -61,16 +61,19 @@ class ModuleWriter(GeneratorState):
         return self._op(entry, inputs, ctx)
 
     def _own_init(self, entry: dict[str, Any], attribute: str | None, ctx: Ctx) -> dict[str, Any]:
-        """The entry without its `init:`, which `reset_weights()` applies to the attribute
-        after the rules per op kind (as the compiled model orders them)."""
+        """The entry without its `init:`, which `reset_weights()` applies to the attribute in
+        place of its kind's rule (as the compiled model does)."""
         raw = entry["init"]
         if attribute is None or not attribute.startswith("self.") or "if" in entry:
-            raise Unsupported("a layer's own `init:` on a numbered or conditional layer")
+            raise Unsupported("a layer's own `init:` on a conditional layer or at a varying place")
         if not isinstance(raw, (str, dict)) or pyexpr.names_in(raw) or "op" not in entry:
             raise Unsupported("a layer's own `init:` from an expression")
+        if not isinstance(entry["op"], str) or entry["op"] not in OPS:
+            raise Unsupported("a layer's own `init:` on an op chosen by an expression")
         rule = init_rule(InitRule.model_validate(raw) if isinstance(raw, dict) else raw)
-        if init_lines(rule):
-            place = (ctx.class_name, attribute.removeprefix("self."))
+        made = example_call(OPS[entry["op"]])
+        if init_lines(rule) and made is not None:
+            place = (ctx.class_name, attribute.removeprefix("self."), made.func)
             self.own_inits.setdefault(rule, []).append(place)
         return {k: v for k, v in entry.items() if k != "init"}
 

@@ -10,6 +10,7 @@ from pathlib import PurePath
 
 from ... import __version__
 from ...expr import float32, make_divisible
+from ...ops.base import Call, Op
 from ...spec import Init
 
 MAX_LINE = 99
@@ -61,6 +62,27 @@ BIAS_INIT: dict[str, list[str]] = {
     "zeros": ["if m.bias is not None:", "    nn.init.zeros_(m.bias)"],
     "keep": [],
 }
+
+
+def class_argument(names: list[str]) -> str:
+    """An isinstance() class argument: one class, or a tuple of them."""
+    return names[0] if len(names) == 1 else f"({', '.join(names)})"
+
+
+def rule_set_names(rules: list[Init]) -> list[str]:
+    """Names for the sets of layers that have their own rule: `normal_layers`, or with the
+    bias's scheme where two rules share a weight scheme (`normal_keep_layers`)."""
+    weights = [weight for weight, _ in rules]
+    return [
+        f"{weight}_layers" if weights.count(weight) == 1 else f"{weight}_{bias}_layers"
+        for weight, bias in rules
+    ]
+
+
+def example_call(cls: type[Op]) -> Call | None:
+    """An op kind's torch call at its first example: which torch class its layers are."""
+    fields, shapes = cls.examples[0]
+    return cls.model_validate(fields).torch_call(shapes)
 
 
 def init_lines(rule: Init) -> list[str]:

@@ -33,9 +33,11 @@ from .runtime import (
     MAX_LINE,
     STOCHASTIC_DEPTH,
     camel,
+    class_argument,
     header,
     helper_sources,
     init_lines,
+    rule_set_names,
     sanitize,
 )
 from .writer import double_quoted, split_arguments
@@ -352,16 +354,18 @@ class Generator:
         return first + [item for item in items if all(item is not f for f in first)]
 
     def _reset_weights(self, cls: ClassDef) -> None:
-        """The spec's initial weights: a rule per op kind, then each layer's own."""
+        """The spec's initial weights, in module order: each layer's own rule, else its kind's."""
         torch_class: dict[str, str] = {}
-        own: dict[Init, list[str]] = {}
+        own: dict[Init, tuple[list[str], set[str]]] = {}
         for info in self.layers.values():
             made = info.op.torch_call(info.input_shapes) if info.op else None
             if made is not None:
                 torch_class.setdefault(info.kind, made.func)
             node = self.graph.nodes[info.name]
             if node.init is not None and made is not None and _init_lines(node.init):
-                own.setdefault(node.init, []).append(info.name)
+                names, classes = own.setdefault(node.init, ([], set()))
+                names.append(info.name)
+                classes.add(made.func)
         by_rule: dict[Init, list[str]] = {}
         for kind, rule in self.graph.init.items():
             # torch's own init is what construction already did
@@ -375,17 +379,21 @@ class Generator:
             "def reset_weights(self) -> None:",
             '    """Initial weights as the spec asks; torch\'s defaults elsewhere."""',
         ]
-        if by_rule:
-            lines.append("    for m in self.modules():")
-            for index, (rule, classes) in enumerate(by_rule.items()):
-                keyword = "if" if index == 0 else "elif"
-                kinds = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
-                lines.append(f"        {keyword} isinstance(m, {kinds}):")
-                lines += ["            " + line for line in _init_lines(rule)]
-        for rule, names in own.items():
-            lines.append(f"    for name in {tuple(names)!r}:")
-            lines.append("        m = self.get_submodule(name)")
-            lines += ["        " + line for line in _init_lines(rule)]
+        branches = []
+        for name, (rule, (layers, classes)) in zip(
+            rule_set_names(list(own)), own.items(), strict=True
+        ):
+            lines.append(f"    {name} = {{id(self.get_submodule(n)) for n in {tuple(layers)!r}}}")
+            branches.append(
+                (f"id(m) in {name} and isinstance(m, {class_argument(sorted(classes))})", rule)
+            )
+        branches += [
+            (f"isinstance(m, {class_argument(classes)})", rule) for rule, classes in by_rule.items()
+        ]
+        lines.append("    for m in self.modules():")
+        for index, (condition, rule) in enumerate(branches):
+            lines.append(f"        {'if' if index == 0 else 'elif'} {condition}:")
+            lines += ["            " + line for line in _init_lines(rule)]
         cls.lines_init.append("self.reset_weights()")
         cls.methods.append("\n".join(lines))
 

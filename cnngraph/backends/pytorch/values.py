@@ -220,8 +220,9 @@ class GeneratorState:
         self.module_dicts: list[str] = []
         self.output_types: list[str] = []
         self._uses: dict[str, set[str]] = {}
-        # layers' own `init:`: rule -> (class, attribute) in the order they are written
-        self.own_inits: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        # rule -> (class, attribute, torch class) of each layer with its own `init:`
+        self.position: int | None = None  # of the numbered layer being written
+        self.own_inits: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
 
     def _uses_of(self, name: str) -> set[str]:
         """Model params read by a block, directly or through the blocks it may call."""
