@@ -30,6 +30,7 @@ from .expr import (
     contains_pending,
     deferred,
     evaluate,
+    list_items,
     source_of,
 )
 from .expr import spend as expr_spend
@@ -1033,8 +1034,13 @@ class _Expander:
         for p in decls:
             if p.name in entry:
                 raw, psrc = entry[p.name], (*esrc, p.name)
-                if index is not None and isinstance(raw, list) and p.type not in ("list", "any"):
-                    raw, psrc = self._per_repeat(raw, psrc, index, name, p.name)
+                per_repeat = index is not None and p.type not in ("list", "any")
+                if per_repeat:  # `${[s, 1]}` is the list [$s, 1]: a value per repeat
+                    raw = list_items(raw) or raw
+                if per_repeat and isinstance(raw, list):
+                    # a literal count takes no surplus values: there they can only be a mistake
+                    surplus = not isinstance(entry.get("repeat"), int)
+                    raw, psrc = self._per_repeat(raw, psrc, index or (0, 1), name, p.name, surplus)
                 value = self._eval(raw, env, psrc)
                 psrc = self._origin(raw, env) or psrc
             elif p.required:
@@ -1052,10 +1058,16 @@ class _Expander:
         return benv
 
     def _per_repeat(
-        self, raw: list[Any], psrc: KeyPath, index: tuple[int, int], block: str, param: str
+        self,
+        raw: list[Any],
+        psrc: KeyPath,
+        index: tuple[int, int],
+        block: str,
+        param: str,
+        surplus: bool,
     ) -> tuple[Any, KeyPath]:
         i, count = index
-        if not raw or len(raw) > count:
+        if not raw or (len(raw) > count and not surplus):
             if i == 0:
                 self.diags.error(
                     "CG306",

@@ -206,6 +206,22 @@ _CONSTANT_NAMES = {
 }
 
 
+def list_items(value: object) -> list[str] | None:
+    """The items of a list written as an expression, `${[s, 1]}`, each as an expression
+    (`["${s}", "${1}"]`); None for any other value."""
+    if not isinstance(value, str) or not value.startswith("${"):
+        return None
+    try:
+        text = source_of(value)
+        tree = ast.parse((text or "").strip(), mode="eval")
+    except (ExprError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return None  # evaluating it reports why
+    if not isinstance(tree.body, ast.List):
+        return None
+    items = [ast.get_source_segment((text or "").strip(), item) for item in tree.body.elts]
+    return None if None in items else [f"${{{item}}}" for item in items]
+
+
 def source_of(value: object) -> str | None:
     """The expression text if `value` is a `$name` or `${...}` string, else None."""
     if not isinstance(value, str) or not value.startswith("$"):

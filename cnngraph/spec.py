@@ -18,6 +18,7 @@ InitWeight = Literal[
     "kaiming_normal",
     "kaiming_normal_fan_in",
     "kaiming_uniform",
+    "kaiming_uniform_fan_out_linear",
     "xavier_normal",
     "xavier_uniform",
     "normal",

@@ -133,6 +133,10 @@ ROWS = [
     *(_efficientnet(variant) for variant in _EFFICIENTNET),
     Row("squeezenet1_0", "squeezenet.yaml", torchvision="squeezenet1_0"),
     Row("squeezenet1_1", "squeezenet.yaml", {"version": 1.1}, "squeezenet1_1"),
+    *(
+        Row(f"mnasnet{name}", "mnasnet.yaml", {"alpha": alpha}, f"mnasnet{name}")
+        for name, alpha in (("0_5", 0.5), ("0_75", 0.75), ("1_0", 1.0), ("1_3", 1.3))
+    ),
     Row("densenet121", "densenet.yaml", torchvision="densenet121"),
     Row("densenet169", "densenet.yaml", {"block_config": [6, 12, 32, 32]}, "densenet169"),
     Row("densenet201", "densenet.yaml", {"block_config": [6, 12, 48, 32]}, "densenet201"),

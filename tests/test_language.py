@@ -108,6 +108,47 @@ layers:
     assert [model.layer(f"stage.{i}.c").shape for i in range(4)] == [(8, 32, 32)] * 4
 
 
+PER_REPEAT = """
+cnngraph: 1
+name: t
+input: [8, 64, 64]
+params: {s: 2, n: 1}
+blocks:
+  conv:
+    params: {stride: 1}
+    layers: {c: {op: conv2d, out_channels: 8, kernel_size: 3, padding: 1, stride: $stride}}
+layers:
+  stage: {block: conv, repeat: REPEAT, stride: STRIDE}
+"""
+
+
+@pytest.mark.parametrize("stride", ["[$s, 1]", '"${[s, 1]}"'])
+@pytest.mark.parametrize("n", [1, 3])
+def test_a_count_from_params_takes_the_first_values_of_a_list(stride: str, n: int) -> None:
+    """`[$s, 1]` reads "the first, then the rest": a stage of one block takes the first; the
+    list written as an expression is the same list."""
+    text = PER_REPEAT.replace("REPEAT", "$n").replace("STRIDE", stride)
+    model = cnngraph.load(text, params={"n": n})
+    assert [model.layer(f"stage.{i}.c").shape for i in range(n)] == [(8, 32, 32)] * n
+    module = model.to_module()  # the generated file selects per repeat alike
+    assert tuple(module(torch.zeros(1, 8, 64, 64)).shape[1:]) == (8, 32, 32)
+
+
+def test_a_literal_count_takes_no_surplus_values() -> None:
+    with pytest.raises(cnngraph.SpecError) as info:
+        cnngraph.load(PER_REPEAT.replace("REPEAT", "1").replace("STRIDE", '"${[s, 1]}"'))
+    assert [d.code for d in info.value.diagnostics] == ["CG306"]
+
+
+def test_a_list_valued_name_is_not_a_value_per_repeat() -> None:
+    """Only a list written out (in YAML or as `${[...]}`) is read per repeat."""
+    text = PER_REPEAT.replace("REPEAT", "2").replace("STRIDE", "$strides")
+    with pytest.raises(cnngraph.SpecError) as info:
+        cnngraph.load(text.replace("{s: 2, n: 1}", "{strides: [2, 1]}"))
+    first = info.value.diagnostics[0]
+    assert first.code == "CG307" and "declared int, got [2, 1]" in first.message
+
+
 def test_a_repeat_in_a_list_spreads_into_consecutive_layers() -> None:
     model = cnngraph.load("""
 cnngraph: 1

@@ -502,6 +502,7 @@ _SCHEMES: dict[str, Any] = {
     "normal": lambda i, o: (0.01, None),
     "trunc_normal": lambda i, o: (0.01, None),
     "uniform_fan_out": lambda i, o: ((1 / o) ** 0.5 / 3**0.5, (1 / o) ** 0.5),
+    "kaiming_uniform_fan_out_linear": lambda i, o: ((1 / o) ** 0.5, (3 / o) ** 0.5),
 }
 
 

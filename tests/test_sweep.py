@@ -90,7 +90,7 @@ def test_where_keeps_variants_and_emitted_specs_compile_to_their_rows(
         "sweep",
         str(SPECS / "resnet.yaml"),
         "--grid",
-        "layers=[1, 1, 1, 1],[2, 2, 2, 2],[2, 3, 4, 2],[3, 4, 6, 3]",
+        "layers=[2, 2, 2, -1],[2, 2, 2, 2],[2, 3, 4, 2],[3, 4, 6, 3]",
         "--where",
         "params < 20e6 and layers[0] < 3",
         "--emit",
@@ -100,9 +100,9 @@ def test_where_keeps_variants_and_emitted_specs_compile_to_their_rows(
     )
     assert code == 0, err
     table = rows(text)
-    # one stage of one block cannot take the stride list [2, 1]: a row, with its code
+    # a stage of -1 blocks: a row, with its code
     assert [r["status"] for r in table] == ["invalid", "kept", "kept", "rejected"]
-    assert table[0]["code"] == "CG306" and "resnet.yaml:" in table[0]["message"]
+    assert table[0]["code"] == "CG305" and "resnet.yaml:" in table[0]["message"]
     emitted = sorted(out.iterdir())
     assert [p.name for p in emitted] == ["resnet-1.yaml", "resnet-2.yaml"]
     for path, row in zip(emitted, table[1:3], strict=True):
@@ -111,7 +111,7 @@ def test_where_keeps_variants_and_emitted_specs_compile_to_their_rows(
         assert (model.params, model.macs) == (int(row["params"]), int(row["macs"]))
         assert model.input_shape == (3, 64, 64)
         assert path.read_text().startswith("# variant")
-    assert "1 left out by --where" in err and "1 do not compile (CG306 x1)" in err
+    assert "1 left out by --where" in err and "1 do not compile (CG305 x1)" in err
 
 
 def test_a_plot_of_params_against_macs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

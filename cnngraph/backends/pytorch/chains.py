@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ... import symbolic as sym
+from ...expr import list_items
 from ...ops import OPS
 from ...spec import ENTRY_KEYS
 from ...symbolic import Expr
@@ -160,7 +161,8 @@ class ChainWriter(ModuleWriter):
         """A `for` statement for `repeat:`/`for:`: (its line, names it binds, (index var,
         count text) where per-repeat values or templates need them)."""
         needs_index = "names" in entry or any(
-            isinstance(v, list) and k not in ENTRY_KEYS for k, v in entry.items()
+            (isinstance(v, list) or list_items(v) is not None) and k not in ENTRY_KEYS
+            for k, v in entry.items()
         )
         if "repeat" in entry:
             count = pyexpr.value(entry["repeat"], ctx.env, self.needs)

@@ -7,7 +7,7 @@ import contextlib
 from typing import Any
 
 from ... import symbolic as sym
-from ...expr import source_of
+from ...expr import list_items, source_of
 from ...ops import OPS, Op
 from ...ops.base import Fields
 from ...spec import ENTRY_KEYS, InitRule, init_rule
@@ -354,6 +354,8 @@ class ModuleWriter(GeneratorState):
 
     def _argument(self, raw: Any, p: Param, ctx: Ctx, index: tuple[str, str] | None) -> Expr:
         """A block call's value for `p`: a list gives a value per repeat unless `p` is a list."""
+        if index is not None and p.type not in ("list", "any"):
+            raw = list_items(raw) or raw  # `${[s, 1]}` as [$s, 1]
         if index is not None and isinstance(raw, list) and p.type not in ("list", "any"):
             values = [pyexpr.value(v, ctx.env, self.needs) for v in raw]
             i = index[0]

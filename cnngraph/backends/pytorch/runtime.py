@@ -45,6 +45,10 @@ WEIGHT_INIT: dict[str, list[str]] = {
     "kaiming_normal": ['nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")'],
     "kaiming_normal_fan_in": ['nn.init.kaiming_normal_(m.weight, nonlinearity="relu")'],
     "kaiming_uniform": ['nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")'],
+    # gain 1 (torchvision's MnasNet names sigmoid, whose gain torch takes as 1)
+    "kaiming_uniform_fan_out_linear": [
+        'nn.init.kaiming_uniform_(m.weight, mode="fan_out", nonlinearity="sigmoid")'
+    ],
     "xavier_normal": ["nn.init.xavier_normal_(m.weight)"],
     "xavier_uniform": ["nn.init.xavier_uniform_(m.weight)"],
     "normal": ["nn.init.normal_(m.weight, 0.0, 0.01)"],

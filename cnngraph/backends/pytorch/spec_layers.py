@@ -7,7 +7,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import pyexpr
 from .pyexpr import Unsupported
 from .writer import python_name
 
@@ -26,7 +25,14 @@ class Param:
     @property
     def computed(self) -> bool:
         """A default written as an expression: computed in __init__ when not given."""
-        return not self.required and not self.literal and pyexpr.names_in(self.default) != set()
+        return not self.required and not self.literal and written(self.default)
+
+
+def written(value: Any) -> bool:
+    """Whether a spec value is, or holds, an expression (`$name`, `${...}`; not `$$`)."""
+    if isinstance(value, list):
+        return any(written(item) for item in value)
+    return isinstance(value, str) and value.startswith("$") and value[1:2] != "$"
 
 
 def entry_of(raw: Any) -> dict[str, Any]:
@@ -91,7 +97,7 @@ def parse_params(raw: Mapping[str, Any]) -> list[Param]:
         elif isinstance(value, dict) and "type" in value:
             out.append(Param(name, py, value["type"], value.get("default"), "default" not in value))
         else:
-            ptype = "any" if pyexpr.names_in(value) else type_of(value)
+            ptype = "any" if written(value) else type_of(value)
             out.append(Param(name, py, ptype, value, False))
     return out
 
