@@ -63,6 +63,7 @@ CODES: dict[str, str] = {
     "CG512": "invalid dimension",
     "CG513": "projection impossible",
     "CG514": "invalid padding for this configuration",
+    "CG515": "sizes do not fit the reshape",
     "CG601": "invalid sweep file",
     "CG602": "invalid distribution or grid",
     "CG603": "sweep varies an unknown param",

@@ -137,6 +137,15 @@ ROWS = [
         Row(f"mnasnet{name}", "mnasnet.yaml", {"alpha": alpha}, f"mnasnet{name}")
         for name, alpha in (("0_5", 0.5), ("0_75", 0.75), ("1_0", 1.0), ("1_3", 1.3))
     ),
+    *(
+        Row(name, "shufflenet_v2.yaml", {"stages_out_channels": widths}, name)
+        for name, widths in (
+            ("shufflenet_v2_x0_5", [24, 48, 96, 192, 1024]),
+            ("shufflenet_v2_x1_0", [24, 116, 232, 464, 1024]),
+            ("shufflenet_v2_x1_5", [24, 176, 352, 704, 1024]),
+            ("shufflenet_v2_x2_0", [24, 244, 488, 976, 2048]),
+        )
+    ),
     Row("densenet121", "densenet.yaml", torchvision="densenet121"),
     Row("densenet169", "densenet.yaml", {"block_config": [6, 12, 32, 32]}, "densenet169"),
     Row("densenet201", "densenet.yaml", {"block_config": [6, 12, 48, 32]}, "densenet201"),

@@ -759,3 +759,31 @@ def test_every_error_the_compiler_writes_has_a_hint() -> None:
         if without_hint(node)
     ]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("layer", "code", "message"),
+    [
+        ("{op: chunk, chunks: 2, index: 0}", "CG515", "5 values along dim 1 do not make 2"),
+        ("{op: channel_shuffle, groups: 2}", "CG502", "5 channels do not split into 2 groups"),
+        ("{op: unflatten, sizes: [2, 2]}", "CG515", "[2, 2] holds 4 values, dim 1 has 5"),
+        ("{op: reshape, shape: [-1, 3]}", "CG515", "80 values of a [5, 4, 4] sample do not divide"),
+        ("{op: unflatten, dim: 0, sizes: [1, 5]}", "CG512", "is the batch dimension"),
+    ],
+)
+def test_reshapes_that_do_not_fit(layer: str, code: str, message: str) -> None:
+    d = expect(spec(f"r: {layer}", input_="[5, 4, 4]"), code)
+    assert message in d.message and d.hint and d.location.line == 5
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        "{op: chunk, chunks: 2, index: 2}",
+        "{op: unflatten, sizes: [-1, -1]}",
+        "{op: reshape, shape: [0, 4]}",
+        "{op: channel_shuffle, groups: 0}",
+    ],
+)
+def test_reshape_fields_out_of_range(layer: str) -> None:
+    expect(spec(f"r: {layer}", input_="[4, 4, 4]"), "CG202", "{op")

@@ -59,3 +59,29 @@ def test_unknown_fields_are_refused(kind: str) -> None:
     fields, _ = OPS[kind].examples[0]
     with pytest.raises(ValidationError):
         OPS[kind].model_validate({**fields, "no_such_field": 1})
+
+
+def test_channel_shuffle_is_torchs() -> None:
+    """The emitted expression moves each value where nn.ChannelShuffle does."""
+    x = torch.randn(2, 12, 3, 3)
+    for groups in (2, 3, 4):
+        op = OPS["channel_shuffle"].model_validate({"groups": groups})
+        ours = eval(op.torch_forward("", ["x"]), {"x": x})
+        assert torch.equal(ours, torch.nn.ChannelShuffle(groups)(x))
+
+
+def test_chunks_are_torchs_pieces() -> None:
+    x = torch.randn(2, 12, 4, 6)
+    for chunks, dim in ((2, 1), (3, 1), (2, 3), (4, -2)):
+        for index in range(chunks):
+            op = OPS["chunk"].model_validate({"chunks": chunks, "index": index, "dim": dim})
+            ours = eval(op.torch_forward("", ["x"]), {"torch": torch, "x": x})
+            assert torch.equal(ours, torch.chunk(x, chunks, dim=dim)[index])
+
+
+def test_unflatten_and_reshape_are_torchs() -> None:
+    x = torch.randn(2, 24)
+    unflatten = OPS["unflatten"].model_validate({"sizes": [2, -1, 3]})
+    assert torch.equal(eval(unflatten.torch_forward("", ["x"]), {"x": x}), x.view(2, 2, 4, 3))
+    reshape = OPS["reshape"].model_validate({"shape": [4, 6]})
+    assert torch.equal(eval(reshape.torch_forward("", ["x"]), {"x": x}), x.view(2, 4, 6))

@@ -22,6 +22,7 @@ from .conv import Conv2d, ConvTranspose2d, Projection
 from .merge import Add, Concat, Mul
 from .norm import BatchNorm2d, GroupNorm, LayerNorm, LocalResponseNorm
 from .pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
+from .reshape import ChannelShuffle, Chunk, Reshape, Unflatten
 from .tensor import Dropout, Flatten, Identity, Linear, StochasticDepth, Upsample
 
 OPS: dict[str, type[Op]] = {
@@ -51,6 +52,10 @@ OPS: dict[str, type[Op]] = {
         Dropout,
         StochasticDepth,
         Flatten,
+        Unflatten,
+        Reshape,
+        Chunk,
+        ChannelShuffle,
         Linear,
         Identity,
         Upsample,

@@ -171,6 +171,10 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "beta": "exponent of the normalizing sum",
     "k": "added to the normalizing sum",
     "norm": "a batch norm after the projection's convolution",
+    "chunks": "equal pieces the dimension is cut into (its size must divide)",
+    "index": "which piece, from 0",
+    "sizes": "the sizes `dim` becomes (their product is its size; one may be -1)",
+    "shape": "the per-sample shape, batch omitted (one size may be -1)",
 }
 
 
@@ -198,6 +202,9 @@ class Op(BaseModel):
     # How many leading inputs the torch code uses at run time (None: all); the rest are read
     # for their shapes only.
     runtime_inputs: ClassVar[int | None] = None
+    # Whether values may move between axes (a reshape): a channel count may then depend on the
+    # input's height and width, which size scans must not assume away.
+    mixes_axes: ClassVar[bool] = False
     # Example fields and input shapes: registry-wide tests check each op against torch with them.
     examples: ClassVar[Sequence[tuple[dict[str, Any], Sequence[Shape]]]] = ()
 

@@ -186,9 +186,11 @@ class ShapeInference:
         for index, segment in enumerate(self._segments):
             part = self._plan[segment.start : segment.end]
             names = [segment.entry, *(node.name for node, _ in part)]
-            if all(node.op is not None and node.when is True for node, _ in part) and all(
-                len(nominal.get(name, ())) == 3 for name in names
-            ):
+            fixed = all(
+                node.op is not None and not node.op.mixes_axes and node.when is True
+                for node, _ in part
+            )
+            if fixed and all(len(nominal.get(name, ())) == 3 for name in names):
                 exit_ = nominal[segment.exit or segment.entry]
                 out[index] = (exit_[0], max(nominal[name][0] for name in names))
         return out
