@@ -786,4 +786,4 @@ def test_reshapes_that_do_not_fit(layer: str, code: str, message: str) -> None:
     ],
 )
 def test_reshape_fields_out_of_range(layer: str) -> None:
-    expect(spec(f"r: {layer}", input_="[4, 4, 4]"), "CG202", "{op")
+    assert expect(spec(f"r: {layer}", input_="[4, 4, 4]"), "CG202").location.line == 5
