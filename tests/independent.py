@@ -51,6 +51,25 @@ def autoencoder() -> nn.Module:
     )
 
 
+def vae_decoder() -> nn.Module:
+    """beta-VAE's 64x64 decoder (Higgins et al. 2017, appendix), as one would write it."""
+    return nn.Sequential(
+        nn.Linear(32, 256),
+        nn.ReLU(),
+        nn.Linear(256, 64 * 4 * 4),
+        nn.ReLU(),
+        nn.Unflatten(1, (64, 4, 4)),
+        nn.ConvTranspose2d(64, 64, 4, 2, 1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(64, 32, 4, 2, 1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(32, 32, 4, 2, 1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(32, 3, 4, 2, 1),
+        nn.Sigmoid(),
+    )
+
+
 class _UNet(nn.Module):
     def __init__(self, classes: int = 2, widths: tuple[int, ...] = (64, 128, 256, 512, 1024)):
         super().__init__()
@@ -134,6 +153,7 @@ def preact_resnet18() -> nn.Module:
 BUILDERS: dict[str, Callable[[], nn.Module]] = {
     "nin": nin,
     "autoencoder": autoencoder,
+    "vae_decoder": vae_decoder,
     "unet": unet,
     "preact_resnet18": preact_resnet18,
 }

@@ -172,6 +172,7 @@ ROWS = [
         output=(3, 64, 64),
     ),
     Row("autoencoder", "autoencoder.yaml", independent="autoencoder", output=(1, 28, 28)),
+    Row("vae_decoder", "vae_decoder.yaml", independent="vae_decoder", output=(3, 64, 64)),
     Row("unet", "unet.yaml", independent="unet", output=(2, 256, 256)),
 ]
 TORCHVISION_ROWS = [row for row in ROWS if row.torchvision]

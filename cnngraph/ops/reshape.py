@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from .. import symbolic as sym
 from ..symbolic import Expr
@@ -23,8 +23,16 @@ from .base import (
     torch_dim,
 )
 
-# a reshape's target: sizes, one of which may be -1 (the rest of the values)
+# a reshape's target: sizes, one of which may be -1 (the rest of the values); generated code
+# holds them as a tuple
 Size = Annotated[int, Field(ge=-1, le=MAX_DIM)]
+Sizes = Annotated[
+    list[Size],
+    Field(min_length=1),
+    BeforeValidator(
+        lambda v: list(v) if isinstance(v, tuple) else v, json_schema_input_type=list[int]
+    ),
+]
 
 
 def _fits(kind: str, message: str, hint: str, field: str | None = None) -> ShapeError:
@@ -132,7 +140,7 @@ class Unflatten(Op):
     )
 
     dim: int = 1  # counts the batch dimension, as in torch
-    sizes: list[Size] = Field(min_length=1)
+    sizes: Sizes
 
     @model_validator(mode="after")
     def _one_free_size(self) -> Unflatten:
@@ -183,7 +191,7 @@ class Reshape(Op):
         ({"shape": [3, -1, 2]}, [(24,)]),
     )
 
-    shape: list[Size] = Field(min_length=1)
+    shape: Sizes
 
     @model_validator(mode="after")
     def _one_free_size(self) -> Reshape:
