@@ -37,6 +37,15 @@ from .expr import spend as expr_spend
 from .expr import work_left as expr_work_left
 from .ir import INPUT, Graph, Node, Scope, ScopeKind
 from .ops import MAX_DIM, OPS, unknown_op_hint
+from .params import (
+    IDENTIFIER,
+    RESERVED,
+    WHOLE_VALUES,
+    Param,
+    check_type,
+    not_ascii,
+    parse_params,
+)
 from .replay import Template
 from .reserved import clash
 from .source import MAX_INT_BITS, Document, KeyPath, out_of_range
@@ -60,34 +69,14 @@ MAX_NODES = 50_000
 MAX_ENTRIES = 2 * MAX_NODES
 MAX_NAME_TEMPLATE = 200  # `names:` and the names it makes (formatted once per copy)
 _SEQUENCE = " sequence"  # marks an inline list of layers; a space keeps it apart from user keys
-TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,),
-    "float": (int, float),
-    "bool": (bool,),
-    "str": (str,),
-    "list": (list,),
-    "any": (object,),
-}
-RESERVED = frozenset({INPUT, "in_channels"})
 MAX_BLOCK_DEPTH = 20  # blocks calling blocks; each level recurses in the expander
-_CONSTANTS = frozenset({"true", "false", "null"})  # YAML's words, values in expressions
 _FOR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s+in\s+(\$.*)", re.DOTALL)  # on stripped text
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A generated copy name may also hold '-' (RegNet's `block1-0`); never a '.' (a path separator).
 _COPY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 
 
 class _TooLarge(Exception):
     """Expansion exceeded MAX_NODES; reported once, then expansion stops."""
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str
-    type: str
-    default: Any
-    required: bool
-    src: KeyPath
 
 
 @dataclass
@@ -130,12 +119,6 @@ class Env:
         """Add a name to this scope (params are bound one by one, each seeing the earlier)."""
         self.values[name] = value
         self.src[name] = src
-
-
-def _not_ascii(name: str) -> str:
-    """Why a name that Python would accept is refused: `state_dict` keys, file names and
-    expressions stay ASCII, and Python folds some Unicode names into others (NFKC)."""
-    return "" if name.isascii() else " (names are ASCII: a-z, A-Z, 0-9 and _)"
 
 
 def expand(
@@ -280,7 +263,7 @@ class _Expander:
                 value, src = INVALID, p.src
             else:
                 value, src = self._eval(p.default, env, p.src), p.src
-            self._check_type(p, value, "model param", p.src)
+            value = self._check_type(p, value, "the model", p.src)
             env.define(p.name, value, src)
         return env
 
@@ -321,7 +304,7 @@ class _Expander:
         else:
             items = [(label, ref, ("outputs", label)) for label, ref in raw.items()]
         for label, ref, src in items:
-            field = _IDENTIFIER.match(label) and not keyword.iskeyword(label)
+            field = IDENTIFIER.match(label) and not keyword.iskeyword(label)
             if not field or label[:1] == "_" or label in ("count", "index", "torch"):
                 self.diags.error(
                     "CG202",
@@ -645,7 +628,7 @@ class _Expander:
         return count
 
     def _valid_name(self, name: str, esrc: KeyPath) -> bool:
-        if _IDENTIFIER.match(name) and not keyword.iskeyword(name):
+        if IDENTIFIER.match(name) and not keyword.iskeyword(name):
             why = clash(name)
             if why is None:
                 return True
@@ -658,7 +641,7 @@ class _Expander:
             return False
         self.diags.error(
             "CG202",
-            f"layer name '{name}' is not a valid identifier{_not_ascii(name)}",
+            f"layer name '{name}' is not a valid identifier{not_ascii(name)}",
             self.doc.where(esrc, at_key=True),
             "names become module attributes: "
             "letters, digits and _, not starting with a digit, not a keyword",
@@ -1034,7 +1017,7 @@ class _Expander:
         for p in decls:
             if p.name in entry:
                 raw, psrc = entry[p.name], (*esrc, p.name)
-                per_repeat = index is not None and p.type not in ("list", "any")
+                per_repeat = index is not None and p.type not in WHOLE_VALUES
                 if per_repeat:  # `${[s, 1]}` is the list [$s, 1]: a value per repeat
                     raw = list_items(raw) or raw
                 if per_repeat and isinstance(raw, list):
@@ -1053,7 +1036,7 @@ class _Expander:
                 value, psrc = INVALID, esrc
             else:
                 value, psrc = self._eval(p.default, benv, p.src), p.src
-            self._check_type(p, value, f"param of block '{name}'", psrc)
+            value = self._check_type(p, value, f"block '{name}'", psrc)
             benv.define(p.name, value, psrc)
         return benv
 
@@ -1217,60 +1200,10 @@ class _Expander:
     # ---- params and values -----------------------------------------------------------------
 
     def _parse_params(self, raw: dict[str, Any], src: KeyPath) -> list[Param]:
-        out = []
-        for name, value in raw.items():
-            psrc = (*src, name)
-            dunder = name.startswith("__") and name.endswith("__")
-            if not _IDENTIFIER.match(name) or name in RESERVED or name in _CONSTANTS or dunder:
-                self.diags.error(
-                    "CG307",
-                    f"'{name}' cannot be a param name{_not_ascii(name)}",
-                    self.doc.where(psrc, at_key=True),
-                    "in_channels and input are reserved, true, false and null are values "
-                    "in expressions, and __dunder__ names are Python's; use another identifier",
-                )
-                continue
-            if isinstance(value, str) and value in TYPES:
-                out.append(Param(name, value, None, True, psrc))
-            elif isinstance(value, dict) and set(value) <= {"type", "default"} and "type" in value:
-                ptype = value["type"]
-                if ptype not in TYPES:
-                    self.diags.error(
-                        "CG307",
-                        f"param '{name}' has unknown type {ptype!r}",
-                        self.doc.where((*psrc, "type")),
-                        f"types: {', '.join(TYPES)}",
-                    )
-                    continue
-                out.append(
-                    Param(
-                        name,
-                        ptype,
-                        value.get("default"),
-                        "default" not in value,
-                        (*psrc, "default"),
-                    )
-                )
-            else:
-                out.append(Param(name, _type_of(value), value, False, psrc))
-        return out
+        return parse_params(raw, src, self.diags, self.doc)
 
-    def _check_type(self, p: Param, value: Any, what: str, src: KeyPath) -> None:
-        if value is INVALID or isinstance(value, Pending):
-            return
-        ok = isinstance(value, TYPES[p.type])
-        if isinstance(value, bool) and p.type in ("int", "float"):
-            ok = False
-        if not ok:
-            declared = self.doc.where(p.src).line
-            at = f" (line {declared})" if declared else ""
-            self.diags.error(
-                "CG307",
-                f"{what} '{p.name}' is declared {p.type}, got {value!r}",
-                self.doc.where(src),
-                f"give a value of type {p.type}, or declare it `{p.name}: "
-                f"{{type: {_type_name(value)}}}`{at}",
-            )
+    def _check_type(self, p: Param, value: Any, owner: str, src: KeyPath) -> Any:
+        return check_type(p, value, owner, src, self.diags, self.doc)
 
     def _eval(self, raw: Any, env: Env, src: KeyPath) -> Any:
         """Evaluate a spec value: expressions become values, or Deferred if they need shapes."""
@@ -1416,25 +1349,6 @@ class _Expander:
 
 def _is_entry(layers: Any) -> bool:
     return isinstance(layers, dict) and ("op" in layers or "block" in layers)
-
-
-def _type_of(default: Any) -> str:
-    if isinstance(default, str) and default.startswith("$"):
-        return "any"  # an expression; its value is checked where it is used
-    for name in ("bool", "int", "float", "str", "list"):
-        if isinstance(default, TYPES[name][-1]):
-            return name
-    return "any"
-
-
-def _type_name(value: Any) -> str:
-    """The param type a value has (`list` for [1, 3]); `any` where none fits."""
-    for name in ("bool", "int", "float", "str", "list"):
-        if isinstance(value, TYPES[name]) and not (
-            name in ("int", "float") and isinstance(value, bool)
-        ):
-            return name
-    return "any"
 
 
 def _too_large(value: Any) -> bool:

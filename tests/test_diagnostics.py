@@ -426,7 +426,9 @@ def test_one_mistake_at_many_call_sites_is_one_error() -> None:
         f"the same error at 2 more place(s): line(s) {where(text, '[1, 3]', 2)[0]}, "
         f"{where(text, '[1, 3]', 3)[0]}",
     )
-    assert d.hint is not None and "k: {type: list}" in d.hint
+    assert d.hint is not None and "k: {type: pair, default: 3}" in d.hint  # [1, 3] is a pair
+    other = text.replace("[1, 3]", "[1, 3, 5]")
+    assert "k: {type: list}" in (expect(other, "CG307", "[1, 3, 5]").hint or "")
 
 
 def test_unused_layers_are_reported_at_their_dead_ends() -> None:

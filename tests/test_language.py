@@ -146,7 +146,7 @@ def test_a_list_valued_name_is_not_a_value_per_repeat() -> None:
     with pytest.raises(cnngraph.SpecError) as info:
         cnngraph.load(text.replace("{s: 2, n: 1}", "{strides: [2, 1]}"))
     first = info.value.diagnostics[0]
-    assert first.code == "CG307" and "declared int, got [2, 1]" in first.message
+    assert first.code == "CG307" and "declared int, given a value of type list" in first.message
 
 
 def test_a_repeat_in_a_list_spreads_into_consecutive_layers() -> None:
@@ -290,3 +290,56 @@ def test_model_repr_and_summary() -> None:
     text = model.summary(depth=None)
     assert "se.gate" in text and "mul" in text
     assert "Input sizes:   H, W >= 1" in text
+
+
+PAIRS = """
+cnngraph: 1
+name: t
+input: [4, 17, 17]
+blocks:
+  conv:                             # Inception-v3's factorized convolutions: 1x7, then 7x1
+    params:
+      out: int
+      k: {type: pair, default: 3}
+      pad: ${[(k[0] - 1) // 2, (k[1] - 1) // 2]}
+    layers:
+      c: {op: conv2d, out_channels: $out, kernel_size: $k, padding: $pad}
+layers:
+  a: {block: conv, out: 8, k: [1, 7]}
+  b: {block: conv, out: 8, k: [7, 1]}
+  c: {block: conv, out: 8}
+  d: {block: conv, out: 8, k: 5, repeat: 2}
+"""
+
+
+def test_pair_params_take_an_int_or_a_pair() -> None:
+    model = cnngraph.load(PAIRS)
+    assert model.layer("a.c").shape == model.layer("d.1.c").shape == (8, 17, 17)
+    assert model.layer("a.c").op.kernel_size == (1, 7)  # type: ignore[union-attr]
+    assert model.layer("c.c").op.padding == (1, 1)  # type: ignore[union-attr]
+    module = check_built(model)
+    assert module.a.c.kernel_size == (1, 7) and module.b.c.padding == (3, 0)
+    assert module.d[1].c.kernel_size == (5, 5)
+
+
+def test_a_wrong_pair_is_one_error_at_its_declaration() -> None:
+    text = PAIRS.replace("k: {type: pair, default: 3}", "k: 3")
+    with pytest.raises(cnngraph.SpecError) as info:
+        cnngraph.load(text)
+    # (the padding, computed as of a pair, is an error of its own where k is an int)
+    [error] = [d for d in info.value.diagnostics if d.code == "CG307"]
+    assert error.code == "CG307" and "declared int, given a value of type list" in error.message
+    assert "the same error at 1 more place(s)" in error.notes[0]
+    assert "{type: pair, default: 3}" in (error.hint or "")
+    with pytest.raises(cnngraph.SpecError) as info:
+        cnngraph.load(PAIRS.replace("k: [7, 1]", "k: [7, 1, 1]"))
+    [error] = info.value.diagnostics
+    assert "declared pair, given a value of type list" in error.message
+
+
+def check_built(model: cnngraph.Model) -> torch.nn.Module:
+    """The generated module, its output the inferred shape."""
+    module = model.to_module()
+    out = module(torch.zeros(1, *model.input_shape))
+    assert tuple(out.shape[1:]) == model.output_shape
+    return module

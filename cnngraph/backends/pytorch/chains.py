@@ -11,6 +11,7 @@ from typing import Any
 from ... import symbolic as sym
 from ...expr import list_items
 from ...ops import OPS
+from ...params import WHOLE_VALUES
 from ...spec import ENTRY_KEYS
 from ...symbolic import Expr
 from . import pyexpr
@@ -282,7 +283,7 @@ class ChainWriter(ModuleWriter):
         columns: list[Column] = []
         for name in names:
             p = params.get(name)
-            if p is not None and p.type in ("list", "any"):
+            if p is not None and p.type in WHOLE_VALUES:
                 return None  # a list value is a value here, not a value per copy
             values = []
             for e in run:

@@ -221,6 +221,9 @@ class DefinitionGenerator(ForwardWriter):
                     ctx.init.line(f"{p.py} = {default.text}")
             else:
                 out.append(default_text(f"{p.py}: {hint}", sym.const(p.default)))
+            if p.type == "pair":  # as the compiler holds it: [height, width]
+                pair = f"({p.py}, {p.py}) if isinstance({p.py}, int) else ({p.py}[0], {p.py}[1])"
+                ctx.init.line(f"{p.py} = {pair}")
             ctx.env[p.name] = sym.code(p.py)
             ctx.names.taken.add(p.py)
         if any("Sequence" in line for line in out):

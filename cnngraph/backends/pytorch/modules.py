@@ -10,6 +10,7 @@ from ... import symbolic as sym
 from ...expr import list_items, source_of
 from ...ops import OPS, Op
 from ...ops.base import Fields
+from ...params import WHOLE_VALUES
 from ...spec import ENTRY_KEYS, InitRule, init_rule
 from ...symbolic import Expr
 from . import pyexpr
@@ -354,9 +355,9 @@ class ModuleWriter(GeneratorState):
 
     def _argument(self, raw: Any, p: Param, ctx: Ctx, index: tuple[str, str] | None) -> Expr:
         """A block call's value for `p`: a list gives a value per repeat unless `p` is a list."""
-        if index is not None and p.type not in ("list", "any"):
+        if index is not None and p.type not in WHOLE_VALUES:
             raw = list_items(raw) or raw  # `${[s, 1]}` as [$s, 1]
-        if index is not None and isinstance(raw, list) and p.type not in ("list", "any"):
+        if index is not None and isinstance(raw, list) and p.type not in WHOLE_VALUES:
             values = [pyexpr.value(v, ctx.env, self.needs) for v in raw]
             i = index[0]
             if len(values) == 1:

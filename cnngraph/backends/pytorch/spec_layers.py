@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ...params import TYPES
 from .pyexpr import Unsupported
 from .writer import python_name
 
@@ -68,6 +69,8 @@ def param_hint(ptype: str, values: Sequence[Any]) -> str:
     """A type hint for a param from its declared type, or from the values it takes."""
     if ptype in ("int", "float", "bool", "str"):
         return ptype
+    if ptype == "pair":
+        return "int | tuple[int, int]"  # __init__ makes an int a pair
     present = [v for v in values if v is not None]
     if ptype == "any" and present:
         kinds = {type_of(v) for v in present}
@@ -92,7 +95,7 @@ def parse_params(raw: Mapping[str, Any]) -> list[Param]:
     out = []
     for name, value in raw.items():
         py = python_name(name)
-        if isinstance(value, str) and value in ("int", "float", "bool", "str", "list", "any"):
+        if isinstance(value, str) and value in TYPES:
             out.append(Param(name, py, value, None, True))
         elif isinstance(value, dict) and "type" in value:
             out.append(Param(name, py, value["type"], value.get("default"), "default" not in value))
