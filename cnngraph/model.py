@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import html
 from collections.abc import Iterator, Mapping
@@ -191,7 +192,32 @@ class Model:
 
     @cached_property
     def macs(self) -> int:
+        """Multiply-accumulates of one inference, batch 1: where the model returns one output in
+        eval mode (`eval_output`), those of the layers that output needs; heads that run in
+        training alone count in `training_macs`."""
+        label = self.graph.eval_output
+        if label is None:
+            return self.training_macs
+        needed = self.upstream(self.graph.outputs[label])
+        return sum(li.macs for li in self._ordered_layers if li.name in needed)
+
+    @cached_property
+    def training_macs(self) -> int:
+        """Multiply-accumulates of a training step's forward, batch 1: every output computed."""
         return sum(li.macs for li in self._ordered_layers)
+
+    def upstream(self, name: str) -> set[str]:
+        """A node and every node it reads (through inputs: what a field reads through
+        in_channels, its block's input, is upstream too)."""
+        seen = {name}
+        stack = [name]
+        while stack:
+            node = self.graph.nodes.get(stack.pop())
+            for read in node.inputs if node is not None else ():
+                if read not in seen:
+                    seen.add(read)
+                    stack.append(read)
+        return seen
 
     @property
     def outputs(self) -> dict[str, Shape]:
@@ -205,14 +231,41 @@ class Model:
 
     @cached_property
     def input_size_rules(self) -> tuple[AxisRule, AxisRule] | None:
-        """Which heights and widths compile (None for inputs without spatial dims)."""
+        """Which heights and widths compile for inference (None for inputs without spatial
+        dims): those the eval-mode output takes, where the model has one (`eval_output`)."""
+        with without_gc():
+            return input_size_rules(self._eval_inference, self.input_shape)
+
+    @cached_property
+    def training_input_size_rules(self) -> tuple[AxisRule, AxisRule] | None:
+        """Which heights and widths compile with every output computed, as in training."""
+        if self._eval_inference is self._inference:
+            return self.input_size_rules
         with without_gc():
             return input_size_rules(self._inference, self.input_shape)
 
     def accepts(self, height: int, width: int) -> bool:
-        """Whether the model compiles for an input of this height and width."""
+        """Whether the model compiles for an input of this height and width (for inference)."""
         shape = (self.input_shape[0], height, width)
-        return self._inference.compiles(shape)
+        return self._eval_inference.compiles(shape)
+
+    @cached_property
+    def _eval_inference(self) -> ShapeInference:
+        """Shape inference over the layers the eval-mode output needs (all, without one)."""
+        label = self.graph.eval_output
+        if label is None:
+            return self._inference
+        needed = self.upstream(self.graph.outputs[label])
+        graph = dataclasses.replace(
+            self.graph,
+            nodes={name: node for name, node in self.graph.nodes.items() if name in needed},
+            order=[name for name in self.graph.order if name in needed],
+            outputs={label: self.graph.outputs[label]},
+        )
+        inference = ShapeInference(graph)
+        with without_gc():
+            inference.run(self.input_shape, Diagnostics())  # compiled whole: nothing to report
+        return inference
 
     def rows(self, depth: int | None = None) -> list[Row]:
         """Layers and scopes up to `depth` (None: all), in spec order, with scope totals."""

@@ -6,7 +6,7 @@ Layer entries are validated later, per op, once their expressions are evaluated.
 from __future__ import annotations
 
 import keyword
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -56,17 +56,43 @@ class InitRule(_Strict):
     bias: Literal["zeros", "keep"] = Field(
         default="zeros", description="zeros, or keep: as torch made them"
     )
+    std: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="the standard deviation of normal and trunc_normal (default 0.01)",
+    )
+
+    @model_validator(mode="after")
+    def _std_of_a_normal(self) -> InitRule:
+        if self.std is not None and self.weight not in NORMAL_SCHEMES:
+            raise ValueError(f"std applies to {' and '.join(NORMAL_SCHEMES)} weights only")
+        return self
 
 
-# (weight, bias) after normalizing: each is a scheme name, "keep" or "default"
-Init = tuple[str, str]
+NORMAL_SCHEMES = ("normal", "trunc_normal")  # the schemes that take a std
+
+
+class Init(NamedTuple):
+    """A layer's initial weights after normalizing: the weight's and the bias's scheme (a
+    scheme name, "keep" or "default"), and the std of a normal scheme where one is given."""
+
+    weight: str
+    bias: str
+    std: float | None = None
+
+    @property
+    def is_default(self) -> bool:
+        """torch's own initialization, which construction already did."""
+        return self.weight == "default"
 
 
 def init_rule(value: str | InitRule) -> Init:
-    """A spec's `init` value as (weight, bias): a scheme name zeroes the biases."""
+    """A spec's `init` value as (weight, bias, std): a scheme name zeroes the biases."""
     if isinstance(value, InitRule):
-        return (value.weight, value.bias)
-    return ("default", "default") if value == "default" else (value, "zeros")
+        return Init(value.weight, value.bias, value.std)
+    return Init("default", "default") if value == "default" else Init(value, "zeros")
 
 
 class ResidualSpec(_Strict):

@@ -25,10 +25,17 @@ class Row:
     paper: tuple[int, int] | None = None
     # name of a builder in independent.py, for models with neither
     independent: str | None = None
-    output: tuple[int, ...] = (1000,)
+    output: tuple[int, ...] | dict[str, tuple[int, ...]] = (1000,)
 
     def load(self) -> cnngraph.Model:
         return cnngraph.load(SPECS / self.spec, params=self.params)
+
+    def small_size(self) -> int:
+        """A height and width the model takes, small to keep torch runs short: 64, or the
+        smallest it takes where that is larger."""
+        rules = self.load().input_size_rules
+        assert rules is not None
+        return max(64, rules[0].minimum)
 
     def torchvision_model(self, **overrides: Any) -> Any:
         """torchvision's model, in eval mode, with no weights."""
@@ -113,6 +120,13 @@ ROWS = [
         "googlenet.yaml",
         torchvision="googlenet",
         torchvision_kwargs={"init_weights": False, "aux_logits": False},
+    ),
+    Row(  # the auxiliary head on, as the reference counts its params; its MACs run in training
+        "inception_v3",
+        "inception_v3.yaml",
+        torchvision="inception_v3",
+        torchvision_kwargs={"init_weights": False},
+        output={"logits": (1000,), "aux_logits": (1000,)},
     ),
     Row("resnet18_standalone", "resnet18.yaml", torchvision="resnet18"),
     _resnet("resnet18", block="basic", layers=[2, 2, 2, 2]),

@@ -76,7 +76,8 @@ def check_against_torch(model: cnngraph.Model, batch: int = 2) -> torch.nn.Modul
         )
         // 2
     )
-    shape = model.output_shape
+    label = model.graph.eval_output  # in eval mode, the one output the module returns
+    shape = model.outputs[label] if label else model.output_shape
     assert isinstance(shape, tuple)
     assert tuple(out.shape[1:]) == shape
     return module
@@ -92,7 +93,7 @@ def test_torchvision_weights_load_strictly_and_agree(row: Row) -> None:
     module = row.load().to_module().eval()
     reference = row.torchvision_model()
     module.load_state_dict(reference.state_dict(), strict=True)
-    x = torch.randn(2, 3, 64, 64)  # any size the model takes; small keeps the run short
+    x = torch.randn(2, 3, row.small_size(), row.small_size())
     with torch.no_grad():
         assert torch.equal(module(x), reference(x))
 
@@ -240,8 +241,10 @@ def test_fx_symbolic_trace(path: Path) -> None:
     model = cnngraph.load(path)
     module = model.to_module().eval()
     traced = torch.fx.symbolic_trace(module)
-    # The spec's own input size, or 64x64 (which every large spec takes) to keep it quick
-    shape = model.input_shape if model.macs < 2e9 else (model.input_shape[0], 64, 64)
+    # The spec's own input size, or a small one the model takes, to keep it quick
+    rules = model.input_size_rules
+    hw = max(64, rules[0].minimum) if rules else 64
+    shape = model.input_shape if model.macs < 2e9 else (model.input_shape[0], hw, hw)
     x = torch.randn(1, *shape)
     with torch.no_grad():
         assert torch.equal(traced(x), module(x))
@@ -644,6 +647,10 @@ def test_layers_own_init_is_parametric_and_seeded_like_the_expansion() -> None:
         " padding=[(k - 1) // 2, (k - 1) // 2], bias=not batch_norm)",
         "        x = (a - b) * (c_long_name_number_one + d_long_name_number_two) - (e - f)"
         " * (g + h) * (i - j) / (k + l)",
+        "        AuxLogits: torch.Tensor = self.AuxLogits(Mixed_6e) if self.AuxLogits is not None"
+        " else Mixed_6e",
+        "        y = [first_long_value_name if some_condition_holds else second_long_value_name"
+        " for some_condition_holds in conditions_list]",
     ],
 )
 def test_long_lines_are_broken_into_the_same_statement(line: str) -> None:

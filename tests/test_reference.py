@@ -56,13 +56,26 @@ def test_smallest_input_agrees_with_torchvision(row: Row) -> None:
     rules = model.input_size_rules
     assert rules is not None
     smallest = rules[0].minimum
-    network = row.torchvision_model()
+    network = row.torchvision_model()  # in eval mode, as the rules are for inference
+    label = model.graph.eval_output
     with torch.no_grad():
         out = network(torch.zeros(1, 3, smallest, smallest))
-        assert tuple(out.shape[1:]) == model.output_shape
+        assert tuple(out.shape[1:]) == (model.outputs[label] if label else model.output_shape)
         if smallest > 1:
             with pytest.raises(RuntimeError):
                 network(torch.zeros(1, 3, smallest - 1, smallest - 1))
+
+
+def test_inception_v3_trains_from_its_training_sizes() -> None:
+    """With the auxiliary head computed (training), the smallest input is larger."""
+    model = cnngraph.load(SPECS / "inception_v3.yaml")
+    rules = model.training_input_size_rules
+    assert rules is not None and rules[0].minimum == 299
+    network = torchvision.models.inception_v3(weights=None, init_weights=False).train()
+    logits, aux = network(torch.zeros(2, 3, 299, 299))
+    assert [tuple(logits.shape[1:]), tuple(aux.shape[1:])] == list(model.outputs.values())
+    with pytest.raises(RuntimeError):
+        network(torch.zeros(2, 3, 298, 298))
 
 
 def test_googlenet_aux_heads_switch_on() -> None:

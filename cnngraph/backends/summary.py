@@ -78,8 +78,18 @@ def render_text(model: Model, depth: int | None) -> str:
         f"Output shape:  {_shape(model.output_shape)}",
         f"Params:        {model.params:,}  ({_mib(model.params)} as float32)",
         f"MACs:          {model.macs:,}  ({si(model.macs, 'MAC')}; FLOPs = 2 x MACs)",
+        *(
+            [f"               {model.training_macs:,} in training, with every output"]
+            if model.training_macs != model.macs
+            else []
+        ),
         f"Activations:   {values:,} values per sample ({_mib(values)})",
         f"Input sizes:   {describe(model.input_size_rules)}",
+        *(
+            [f"               {describe(model.training_input_size_rules)} in training"]
+            if model.training_input_size_rules != model.input_size_rules
+            else []
+        ),
     ]
     if depth is not None and len(rows) < len(model._ordered_layers) + len(model.graph.scopes):
         out.append(
@@ -100,6 +110,7 @@ def render_dict(model: Model, depth: int | None) -> dict[str, Any]:
         "output_shape": output,
         "params": model.params,
         "macs": model.macs,
+        "training_macs": model.training_macs,
         "flops": 2 * model.macs,
         "activations": activations(model),
         "input_sizes": None if rules is None else {r.axis: r.to_dict() for r in rules},

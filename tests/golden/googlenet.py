@@ -238,8 +238,8 @@ class Googlenet(nn.Module):
         x = self.flatten(x)
         x = self.dropout(x)
         fc: torch.Tensor = self.fc(x)
-        aux1: torch.Tensor = self.aux1(inception4a) if self.aux1 is not None else inception4a
-        aux2: torch.Tensor = self.aux2(inception4d) if self.aux2 is not None else inception4d
         if not self.training:
             return fc
+        aux1: torch.Tensor = self.aux1(inception4a) if self.aux1 is not None else inception4a
+        aux2: torch.Tensor = self.aux2(inception4d) if self.aux2 is not None else inception4d
         return GooglenetOutputs(logits=fc, aux_logits2=aux2, aux_logits1=aux1)

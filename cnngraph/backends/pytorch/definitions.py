@@ -19,7 +19,7 @@ from ... import symbolic as sym
 from ...ir import Scope
 from ...ops import OPS
 from ...ops.base import ShapeCode
-from ...spec import BlockDef, ResidualSpec, init_rule
+from ...spec import BlockDef, Init, ResidualSpec, init_rule
 from . import pyexpr
 from .forwards import ForwardWriter
 from .pyexpr import Unsupported
@@ -311,13 +311,19 @@ class DefinitionGenerator(ForwardWriter):
         prev = start
         outputs: dict[str, str] = {}
         optional: set[str] = set()
+        training_only = self._training_only()
+        deferred: list[str] = []  # forward lines for training alone, after the eval return
         for key, entry in pairs(self.spec.layers):
             if key is None:
                 raise Unsupported("a numbered top-level layer")
             srcs = self._sources(entry, names, prev)
             var = ctx.fwd_names.fresh(key) if key in referenced else "x"
             cond = self._condition(entry, ctx)
+            mark = len(ctx.fwd.lines)
             result = self._graph_entry(key, entry, srcs[0], names, ctx, srcs, var)
+            if key in training_only and "x" not in {var, *(s.var for s in srcs)}:
+                deferred += ctx.fwd.lines[mark:]  # reads named values only: safe to move
+                del ctx.fwd.lines[mark:]
             if cond is not None and not cond.constant:
                 optional.add(key)
                 if "from" not in entry:
@@ -340,7 +346,7 @@ class DefinitionGenerator(ForwardWriter):
             if len(items) == 1:
                 ctx.fwd.line(f"return {next(iter(outputs.values()))}")
             else:
-                returns = self._outputs_type(items, optional, outputs, ctx)
+                returns = self._outputs_type(items, optional, outputs, ctx, deferred)
         methods = self._reset_weights(ctx)
         shape_text = list(self.graph.input_shape)
         figures = f"input {shape_text}, {self.model.params:,} parameters at the defaults"
@@ -359,8 +365,21 @@ class DefinitionGenerator(ForwardWriter):
             return {ref: ref for ref in declared}
         return dict(declared)
 
+    def _training_only(self) -> set[str]:
+        """Top-level layers the eval-mode output does not need (auxiliary heads)."""
+        label = self.graph.eval_output
+        if label is None:
+            return set()
+        needed = {name.split(".", 1)[0] for name in self.model.upstream(self.graph.outputs[label])}
+        return {key for key, _ in pairs(self.spec.layers) if key is not None} - needed
+
     def _outputs_type(
-        self, items: Mapping[str, str], optional: set[str], outputs: Mapping[str, str], ctx: Ctx
+        self,
+        items: Mapping[str, str],
+        optional: set[str],
+        outputs: Mapping[str, str],
+        ctx: Ctx,
+        deferred: list[str],
     ) -> str:
         for label in items:
             # a field name: any identifier the validator allows, but the annotation's module
@@ -382,17 +401,18 @@ class DefinitionGenerator(ForwardWriter):
             ctx.fwd.line("if not self.training:")
             with ctx.fwd.indent():
                 ctx.fwd.line(f"return {outputs[eval_output]}")
+        ctx.fwd.lines += deferred  # what only training computes
         ctx.fwd.line(f"return {name}({joined})")
         return f"torch.Tensor | {name}"
 
     def _reset_weights(self, ctx: Ctx) -> list[str]:
         """The spec's initial weights, applied after construction in module order: each layer's
         own rule, else its kind's."""
-        by_rule: dict[tuple[str, str], list[str]] = {}
+        by_rule: dict[Init, list[str]] = {}
         for kind, written in self.spec.init.items():
             init = init_rule(written)
             made = example_call(OPS[kind])
-            if init != ("default", "default") and init_lines(init) and made is not None:
+            if not init.is_default and init_lines(init) and made is not None:
                 by_rule.setdefault(init, []).append(made.func)
         if not by_rule and not self.own_inits:
             return []
@@ -419,7 +439,7 @@ class DefinitionGenerator(ForwardWriter):
         ctx.init.line("self.reset_weights()")
         return ["\n".join(w.lines)]
 
-    def _own_init_sets(self, w: Writer) -> list[tuple[str, tuple[tuple[str, str], list[str]]]]:
+    def _own_init_sets(self, w: Writer) -> list[tuple[str, tuple[Init, list[str]]]]:
         """Statements collecting the layers that have their own rule (the model's own layers by
         attribute, the layers of blocks through each instance of the block's class), one set
         of identities per rule; the sets' names with their rules and torch classes."""

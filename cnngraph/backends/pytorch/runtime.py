@@ -41,6 +41,7 @@ def sanitize(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9 _.,:;()\[\]+-]", "_", text)[:80]
 
 
+DEFAULT_STD = 0.01  # of the normal schemes
 WEIGHT_INIT: dict[str, list[str]] = {
     "kaiming_normal": ['nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")'],
     "kaiming_normal_fan_in": ['nn.init.kaiming_normal_(m.weight, nonlinearity="relu")'],
@@ -51,8 +52,8 @@ WEIGHT_INIT: dict[str, list[str]] = {
     ],
     "xavier_normal": ["nn.init.xavier_normal_(m.weight)"],
     "xavier_uniform": ["nn.init.xavier_uniform_(m.weight)"],
-    "normal": ["nn.init.normal_(m.weight, 0.0, 0.01)"],
-    "trunc_normal": ["nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2.0, b=2.0)"],
+    "normal": ["nn.init.normal_(m.weight, 0.0, {std})"],
+    "trunc_normal": ["nn.init.trunc_normal_(m.weight, mean=0.0, std={std}, a=-2.0, b=2.0)"],
     # fan_out as torch counts it: dim 0 times the receptive field (out_features for linear)
     "uniform_fan_out": [
         "bound = 1.0 / math.sqrt(m.weight.size(0) * m.weight[0][0].numel())",
@@ -74,13 +75,17 @@ def class_argument(names: list[str]) -> str:
 
 
 def rule_set_names(rules: list[Init]) -> list[str]:
-    """Names for the sets of layers that have their own rule: `normal_layers`, or with the
-    bias's scheme where two rules share a weight scheme (`normal_keep_layers`)."""
-    weights = [weight for weight, _ in rules]
-    return [
-        f"{weight}_layers" if weights.count(weight) == 1 else f"{weight}_{bias}_layers"
-        for weight, bias in rules
-    ]
+    """Names for the sets of layers that have their own rule: `normal_layers`; with the bias's
+    scheme, then the std, where that is what sets two rules apart (`normal_keep_layers`)."""
+    names = []
+    for rule in rules:
+        parts = [rule.weight]
+        if sum(r.weight == rule.weight for r in rules) > 1:
+            parts.append(rule.bias)
+        if sum(r[:2] == rule[:2] for r in rules) > 1:
+            parts.append(f"std{rule.std if rule.std is not None else DEFAULT_STD:g}")
+        names.append(re.sub(r"\W", "_", "_".join(parts)) + "_layers")
+    return names
 
 
 def example_call(cls: type[Op]) -> Call | None:
@@ -91,10 +96,11 @@ def example_call(cls: type[Op]) -> Call | None:
 
 def init_lines(rule: Init) -> list[str]:
     """The statements giving module `m` its initial weights and biases."""
-    weight, bias = rule
-    if weight == "default":
+    if rule.is_default:
         return ["m.reset_parameters()"]  # torch's own init, weights and biases together
-    return [*WEIGHT_INIT[weight], *BIAS_INIT[bias]]
+    std = rule.std if rule.std is not None else DEFAULT_STD
+    weights = [line.replace("{std}", repr(std)) for line in WEIGHT_INIT[rule.weight]]
+    return [*weights, *BIAS_INIT[rule.bias]]
 
 
 # the compiler's own function, so the file computes channel counts as the compiler does

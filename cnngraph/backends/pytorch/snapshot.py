@@ -369,7 +369,7 @@ class Generator:
         by_rule: dict[Init, list[str]] = {}
         for kind, rule in self.graph.init.items():
             # torch's own init is what construction already did
-            if kind in torch_class and rule != ("default", "default") and _init_lines(rule):
+            if kind in torch_class and not rule.is_default and _init_lines(rule):
                 by_rule.setdefault(rule, []).append(torch_class[kind])
         if not by_rule and not own:
             return

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ... import symbolic as sym
 from ...ops import Op
 from ...ops.base import ShapeCode
-from ...spec import ENTRY_KEYS
+from ...spec import ENTRY_KEYS, Init
 from ...symbolic import Expr
 from . import pyexpr
 from .pyexpr import Unsupported
@@ -222,7 +222,7 @@ class GeneratorState:
         self._uses: dict[str, set[str]] = {}
         # rule -> (class, attribute, torch class) of each layer with its own `init:`
         self.position: int | None = None  # of the numbered layer being written
-        self.own_inits: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+        self.own_inits: dict[Init, list[tuple[str, str, str]]] = {}
 
     def _uses_of(self, name: str) -> set[str]:
         """Model params read by a block, directly or through the blocks it may call."""

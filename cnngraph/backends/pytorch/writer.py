@@ -122,7 +122,10 @@ def wrap_long(line: str) -> str:
     return "\n".join(lines)
 
 
-def _statement(body: str) -> ast.Assign | ast.Return | ast.Expr | None:
+Statement = ast.Assign | ast.AnnAssign | ast.Return | ast.Expr
+
+
+def _statement(body: str) -> Statement | None:
     """`body` as one assignment, return or expression statement, or None (a fragment of a
     longer statement, or a line with a comment, which parsing would drop)."""
     if "#" in body or body.endswith(","):
@@ -132,12 +135,16 @@ def _statement(body: str) -> ast.Assign | ast.Return | ast.Expr | None:
     except SyntaxError:
         return None
     statement = tree.body[0] if len(tree.body) == 1 else None
-    return statement if isinstance(statement, (ast.Assign, ast.Return, ast.Expr)) else None
+    kinds = (ast.Assign, ast.AnnAssign, ast.Return, ast.Expr)
+    return statement if isinstance(statement, kinds) else None
 
 
-def _statement_lines(statement: ast.Assign | ast.Return | ast.Expr, indent: str) -> list[str]:
+def _statement_lines(statement: Statement, indent: str) -> list[str]:
     if isinstance(statement, ast.Assign):
         prefix = " = ".join(ast.unparse(t) for t in statement.targets) + " = "
+    elif isinstance(statement, ast.AnnAssign):
+        target, annotation = ast.unparse(statement.target), ast.unparse(statement.annotation)
+        prefix = f"{target}: {annotation} = "
     else:
         prefix = "return " if isinstance(statement, ast.Return) else ""
     value = statement.value
@@ -181,9 +188,14 @@ def _expression_lines(
         for item in node.elts:
             lines += _with_comma(_expression_lines(item, inner))
         return [*lines, f"{indent}{closing}"]
+    if isinstance(node, (ast.BinOp, ast.IfExp)) and not bracketed:
+        return [f"{indent}(", *_expression_lines(node, inner), f"{indent})"]
+    if isinstance(node, ast.IfExp):
+        body = _expression_lines(node.body, indent)
+        orelse = _expression_lines(node.orelse, indent, len("else "))
+        orelse[0] = f"{indent}else {orelse[0].lstrip()}"
+        return [*body, f"{indent}if {ast.unparse(node.test)}", *orelse]
     if isinstance(node, ast.BinOp):
-        if not bracketed:
-            return [f"{indent}(", *_expression_lines(node, inner), f"{indent})"]
         operator = ast.unparse(ast.BinOp(ast.Name("a"), node.op, ast.Name("b")))[2:-2]
         left, right = (
             _expression_lines(side if isinstance(side, _ATOMS) else _parenthesized(side), indent)
