@@ -66,7 +66,7 @@ def test_channel_shuffle_is_torchs() -> None:
     x = torch.randn(2, 12, 3, 3)
     for groups in (2, 3, 4):
         op = OPS["channel_shuffle"].model_validate({"groups": groups})
-        ours = eval(op.torch_forward("", ["x"]), {"x": x})
+        ours = eval(op.torch_forward("", ["x"]), {"torch": torch, "x": x})
         assert torch.equal(ours, torch.nn.ChannelShuffle(groups)(x))
 
 
@@ -82,6 +82,7 @@ def test_chunks_are_torchs_pieces() -> None:
 def test_unflatten_and_reshape_are_torchs() -> None:
     x = torch.randn(2, 24)
     unflatten = OPS["unflatten"].model_validate({"sizes": [2, -1, 3]})
-    assert torch.equal(eval(unflatten.torch_forward("", ["x"]), {"x": x}), x.view(2, 2, 4, 3))
+    namespace = {"torch": torch, "x": x}
+    assert torch.equal(eval(unflatten.torch_forward("", ["x"]), namespace), x.view(2, 2, 4, 3))
     reshape = OPS["reshape"].model_validate({"shape": [4, 6]})
-    assert torch.equal(eval(reshape.torch_forward("", ["x"]), {"x": x}), x.view(2, 4, 6))
+    assert torch.equal(eval(reshape.torch_forward("", ["x"]), namespace), x.view(2, 4, 6))

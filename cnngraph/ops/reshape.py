@@ -124,8 +124,10 @@ class ChannelShuffle(Op):
         return f"channel_shuffle g{self.groups}"
 
     def torch_forward(self, module: str, args: Sequence[str]) -> str:
-        # (N, C, ...) as (N, g, C/g, ...), the two swapped, merged back: a view where it can be
-        return f"{args[0]}.unflatten(1, ({self.groups}, -1)).transpose(1, 2).flatten(1, 2)"
+        # (N, C, ...) as (N, g, C/g, ...), the two swapped, merged back (torch's functions:
+        # Tensor.unflatten has no type annotations)
+        grouped = f"torch.unflatten({args[0]}, 1, ({self.groups}, -1))"
+        return f"torch.flatten(torch.transpose({grouped}, 1, 2), 1, 2)"
 
 
 class Unflatten(Op):
@@ -177,7 +179,7 @@ class Unflatten(Op):
         return f"unflatten to {list(self.sizes)}"
 
     def torch_forward(self, module: str, args: Sequence[str]) -> str:
-        return f"{args[0]}.unflatten({self.dim}, {tuple(self.sizes)!r})"
+        return f"torch.unflatten({args[0]}, {self.dim}, {tuple(self.sizes)!r})"
 
 
 class Reshape(Op):
