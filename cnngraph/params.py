@@ -1,5 +1,6 @@
 """Params of models and blocks: their declarations (`name: int`, `name: 3`, `{type: pair,
-default: [3, 3]}`), and the check of each value given against its declared type."""
+default: [3, 3]}`, `{type: float, default: 1.0, choices: [1.0, 1.1]}`), and the check of each
+value given against its declared type and choices."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ WHOLE_VALUES = frozenset({"list", "pair", "any"})
 RESERVED = frozenset({INPUT, "in_channels"})
 CONSTANTS = frozenset({"true", "false", "null"})  # YAML's words, values in expressions
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LONG_FORM = frozenset({"type", "default", "choices"})
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Param:
     default: Any
     required: bool
     src: KeyPath
+    choices: tuple[Any, ...] | None = None  # the values it may take, where the spec lists them
 
 
 def not_ascii(name: str) -> str:
@@ -53,8 +56,8 @@ def parse_params(
             continue
         if isinstance(value, str) and value in TYPES:
             out.append(Param(name, value, None, True, psrc))
-        elif isinstance(value, dict) and set(value) <= {"type", "default"} and "type" in value:
-            ptype = value["type"]
+        elif isinstance(value, dict) and set(value) <= _LONG_FORM and "type" in value:
+            ptype, choices = value["type"], value.get("choices")
             if ptype not in TYPES:
                 diags.error(
                     "CG307",
@@ -63,8 +66,19 @@ def parse_params(
                     f"types: {', '.join(TYPES)}",
                 )
                 continue
+            if choices is not None and (not isinstance(choices, list) or not choices):
+                diags.error(
+                    "CG307",
+                    f"the choices of param '{name}' must be a list of values",
+                    doc.where((*psrc, "choices")),
+                    "e.g. choices: [1.0, 1.1]",
+                )
+                continue
             default = value.get("default")
-            out.append(Param(name, ptype, default, "default" not in value, (*psrc, "default")))
+            given = tuple(choices) if choices is not None else None
+            out.append(
+                Param(name, ptype, default, "default" not in value, (*psrc, "default"), given)
+            )
         else:
             out.append(Param(name, _type_of(value), value, False, psrc))
     return out
@@ -79,7 +93,15 @@ def check_type(
     if value is INVALID or isinstance(value, Pending):
         return value
     if p.type == "pair" and _is_int(value):
-        return [value, value]
+        value = [value, value]
+    if _fits(p.type, value) and p.choices is not None and value not in p.choices:
+        diags.error(
+            "CG307",
+            f"param '{p.name}' of {owner} is {value!r}, not one of its choices",
+            doc.where(src),
+            f"choices: {', '.join(map(repr, p.choices))}",
+        )
+        return INVALID
     if _fits(p.type, value):
         return value
     declared = doc.where(p.src).line

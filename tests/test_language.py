@@ -343,3 +343,16 @@ def check_built(model: cnngraph.Model) -> torch.nn.Module:
     out = module(torch.zeros(1, *model.input_shape))
     assert tuple(out.shape[1:]) == model.output_shape
     return module
+
+
+def test_a_param_with_choices_takes_only_those() -> None:
+    path = "specs/squeezenet.yaml"
+    assert cnngraph.load(path, params={"version": 1.1}).params == 1_235_496
+    with pytest.raises(cnngraph.SpecError) as info:
+        cnngraph.load(path, params={"version": 1.2})
+    [error] = info.value.diagnostics
+    assert error.code == "CG307" and "1.2, not one of its choices" in error.message
+    assert error.hint == "choices: 1.0, 1.1"
+    built = type(cnngraph.load(path).to_module())  # the generated file checks them too
+    with pytest.raises(ValueError, match="version must be one of"):
+        built(version=1.2)

@@ -48,7 +48,15 @@ from .values import (
     Tensor,
     free_names,
 )
-from .writer import Names, Writer, default_text, double_quoted, python_name, wrap_long
+from .writer import (
+    Names,
+    Writer,
+    default_text,
+    double_quoted,
+    literal_text,
+    python_name,
+    wrap_long,
+)
 
 
 class DefinitionGenerator(ForwardWriter):
@@ -221,6 +229,13 @@ class DefinitionGenerator(ForwardWriter):
                     ctx.init.line(f"{p.py} = {default.text}")
             else:
                 out.append(default_text(f"{p.py}: {hint}", sym.const(p.default)))
+            if p.choices is not None:
+                listed = literal_text(sym.const(p.choices))
+                ctx.init.line(f"if {p.py} not in {listed}:")
+                with ctx.init.indent():
+                    ctx.init.line(
+                        f'raise ValueError(f"{p.py} must be one of {listed}, not {{{p.py}!r}}")'
+                    )
             if p.type == "pair":  # as the compiler holds it: [height, width]
                 pair = f"({p.py}, {p.py}) if isinstance({p.py}, int) else ({p.py}[0], {p.py}[1])"
                 ctx.init.line(f"{p.py} = {pair}")

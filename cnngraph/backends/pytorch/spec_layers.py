@@ -22,6 +22,7 @@ class Param:
     default: Any
     required: bool
     literal: bool = False  # a value set from outside (`--set`): never an expression
+    choices: tuple[Any, ...] | None = None
 
     @property
     def computed(self) -> bool:
@@ -98,7 +99,11 @@ def parse_params(raw: Mapping[str, Any]) -> list[Param]:
         if isinstance(value, str) and value in TYPES:
             out.append(Param(name, py, value, None, True))
         elif isinstance(value, dict) and "type" in value:
-            out.append(Param(name, py, value["type"], value.get("default"), "default" not in value))
+            choices = tuple(value["choices"]) if "choices" in value else None
+            required = "default" not in value
+            out.append(
+                Param(name, py, value["type"], value.get("default"), required, False, choices)
+            )
         else:
             ptype = "any" if written(value) else type_of(value)
             out.append(Param(name, py, ptype, value, False))
