@@ -651,6 +651,8 @@ def test_layers_own_init_is_parametric_and_seeded_like_the_expansion() -> None:
         " else Mixed_6e",
         "        y = [first_long_value_name if some_condition_holds else second_long_value_name"
         " for some_condition_holds in conditions_list]",
+        "        trunc_normal_layers: set[int] = {id(m.fc) for m in self.modules() if"
+        " isinstance(m, InceptionAux)}",
     ],
 )
 def test_long_lines_are_broken_into_the_same_statement(line: str) -> None:

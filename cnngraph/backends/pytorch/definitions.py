@@ -452,7 +452,7 @@ class DefinitionGenerator(ForwardWriter):
                         for line in init_lines(rule):
                             w.line(line)
         ctx.init.line("self.reset_weights()")
-        return ["\n".join(w.lines)]
+        return ["\n".join(wrap_long(line) for line in w.lines)]
 
     def _own_init_sets(self, w: Writer) -> list[tuple[str, tuple[Init, list[str]]]]:
         """Statements collecting the layers that have their own rule (the model's own layers by

@@ -154,7 +154,16 @@ def _statement_lines(statement: Statement, indent: str) -> list[str]:
     return [f"{indent}{prefix}{lines[0].lstrip()}", *lines[1:]]
 
 
-_ATOMS = (ast.Name, ast.Constant, ast.Call, ast.Subscript, ast.Attribute, ast.List, ast.ListComp)
+_ATOMS = (
+    ast.Name,
+    ast.Constant,
+    ast.Call,
+    ast.Subscript,
+    ast.Attribute,
+    ast.List,
+    ast.ListComp,
+    ast.SetComp,
+)
 
 
 def _expression_lines(
@@ -176,12 +185,15 @@ def _expression_lines(
             value = _expression_lines(keyword.value, inner, len(name))
             lines += _with_comma([f"{inner}{name}{value[0].lstrip()}", *value[1:]])
         return [*lines, f"{indent})"]
-    if isinstance(node, ast.ListComp):
-        lines = [f"{indent}[", *_expression_lines(node.elt, inner)]
+    if isinstance(node, (ast.ListComp, ast.SetComp)):
+        opening, closing = ("[", "]") if isinstance(node, ast.ListComp) else ("{", "}")
+        if len(inner) + len(text) - 2 <= 99:  # the inside on a line of its own, as ruff does
+            return [f"{indent}{opening}", f"{inner}{text[1:-1]}", f"{indent}{closing}"]
+        lines = [f"{indent}{opening}", *_expression_lines(node.elt, inner)]
         for loop in node.generators:
             lines.append(f"{inner}for {ast.unparse(loop.target)} in {ast.unparse(loop.iter)}")
             lines += [f"{inner}if {ast.unparse(condition)}" for condition in loop.ifs]
-        return [*lines, f"{indent}]"]
+        return [*lines, f"{indent}{closing}"]
     if isinstance(node, (ast.List, ast.Tuple)):
         opening, closing = ("[", "]") if isinstance(node, ast.List) else ("(", ")")
         lines = [f"{indent}{opening}"]
