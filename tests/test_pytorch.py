@@ -665,3 +665,17 @@ def test_long_lines_are_broken_into_the_same_statement(line: str) -> None:
     assert max(len(part) for part in wrapped.splitlines()) <= 99
     same = ast.dump(ast.parse(textwrap.dedent(wrapped))) == ast.dump(ast.parse(line.strip()))
     assert same, wrapped
+
+
+@pytest.mark.parametrize("kind", ["parametric", "snapshot"])
+def test_training_only_heads_run_in_training_alone(kind: str) -> None:
+    """Inception-v3's auxiliary head needs 299x299; inference, which skips it, takes 75x75
+    (the input sizes the summary reports), in the parametric file and in a snapshot."""
+    model = cnngraph.load(SPECS / "inception_v3.yaml")
+    source = parametric(model, "inception_v3.yaml")[0] if kind == "parametric" else None
+    source = source or snapshot(model, "inception_v3.yaml", "test")
+    network = load_source(source, model.name).InceptionV3().eval()
+    with torch.no_grad():
+        assert tuple(network(torch.zeros(1, 3, 75, 75)).shape) == (1, 1000)
+        logits, aux = network.train()(torch.zeros(2, 3, 299, 299))
+    assert tuple(logits.shape) == tuple(aux.shape) == (2, 1000)

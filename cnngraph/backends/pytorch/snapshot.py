@@ -655,13 +655,18 @@ class _Context:
         for item in items:
             for ref in self._runtime_inputs(item):
                 uses[ref] = uses.get(ref, 0) + 1
-        lines = []
+        lines: list[str] = []
+        deferred: list[str] = []  # what training alone computes, after the eval-mode return
+        eval_output = self.graph.eval_output if scope is None else None
+        needed = self.gen.model.upstream(self.graph.outputs[eval_output]) if eval_output else None
         for position, item in enumerate(items):
             args = [var[ref] for ref in item.inputs]
+            training_only = needed is not None and item.output not in needed
+            target = deferred if training_only and {"out", *arg_names}.isdisjoint(args) else lines
             inplace = self._inplace(item, args, uses, inputs)
             if inplace is not None:
                 var[item.output] = args[0]
-                lines.append(inplace)
+                target.append(inplace)
                 continue
             expr = self._forward_expr(item, args)
             output = item.output
@@ -681,8 +686,8 @@ class _Context:
             local = re.sub(r"\W", "_", item.local)  # `layer3.1.relu` when opened, below
             name = "out" if once or last else self._local_var(local, set(var.values()))
             var[output] = name
-            lines.append(f"{name} = {expr}")
-        lines.append(self._return(scope, var))
+            target.append(f"{name} = {expr}")
+        lines.append(self._return(scope, var, deferred))
         self.cls.lines_forward = lines
         self.cls.signature = ", ".join(f"{a}: torch.Tensor" for a in arg_names)
 
@@ -774,7 +779,7 @@ class _Context:
         self.cls.lines_init.append(f"self.{flag} = {flag}")
         return f"{expr} if self.{flag} else {args[0]}"
 
-    def _return(self, scope: Scope | None, var: dict[str, str]) -> str:
+    def _return(self, scope: Scope | None, var: dict[str, str], deferred: list[str]) -> str:
         if scope is not None:
             return f"return {var[scope.output]}"
         outputs = self.graph.outputs
@@ -789,7 +794,8 @@ class _Context:
         text = f"return {self.cls.name}Outputs({joined})"
         eval_output = self.graph.eval_output
         if eval_output is not None:
-            text = f"if not self.training:\n    return {var[outputs[eval_output]]}\n" + text
+            early = f"if not self.training:\n    return {var[outputs[eval_output]]}\n"
+            text = early + "".join(f"{line}\n" for line in deferred) + text
         return text
 
 
