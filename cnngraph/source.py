@@ -241,20 +241,30 @@ def parse(text: str, file: str, as_json: bool = False) -> Document:
 
 def _check_nesting(text: str, file: str) -> None:
     depth = 0
-    for event in yaml.parse(text, Loader=_SpecLoader):
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_NESTING:
-                mark = event.start_mark
-                where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
-                raise _fail(
-                    "CG105",
-                    f"spec is nested more than {MAX_NESTING} levels deep",
-                    where,
-                    "specs are a few levels deep: use blocks for structure",
-                )
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
+    try:
+        for event in yaml.parse(text, Loader=_SpecLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise _too_deep(file, event.start_mark)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        # libyaml 0.2.5's scanner reads flow brackets ahead of the parser's events and stops
+        # at its own limit (1,000 levels): the same mistake, found earlier
+        if exc.problem != "exceeded maximum nesting depth":
+            raise
+        raise _too_deep(file, exc.problem_mark) from None
+
+
+def _too_deep(file: str, mark: Any) -> SpecError:
+    where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+    return _fail(
+        "CG105",
+        f"spec is nested more than {MAX_NESTING} levels deep",
+        where,
+        "specs are a few levels deep: use blocks for structure",
+    )
 
 
 def _line(lines: list[str], index: int) -> str:
