@@ -187,3 +187,40 @@ def test_parallel_branches_are_drawn_in_spec_order() -> None:
             at = svg.index(f'xlink:title="inception4c.{branch}')
             lefts.append(float(re.search(r' x="([-\d.]+)"', svg[at:]).group(1)))  # type: ignore[union-attr]
         assert lefts == sorted(lefts), (depth, lefts)
+
+
+def test_paths_written_one_after_another_are_drawn_in_spec_order() -> None:
+    """Inception-v3 writes its paths as layers reading the block input, each path's layers
+    together: the paths' entries still stand in spec order (Graphviz put the double 3x3 path
+    before the 5x5 one)."""
+    model = cnngraph.load(SPECS / "inception_v3.yaml", params={"aux_logits": False})
+    svg = dot.render(model.to_dot(depth=2), "svg").decode()
+    lefts = []
+    for entry in ("branch1x1", "branch5x5_1", "branch3x3dbl_1", "pool"):
+        at = svg.index(f'xlink:title="Mixed_5b.{entry}')
+        lefts.append(float(re.search(r' x="([-\d.]+)"', svg[at:]).group(1)))  # type: ignore[union-attr]
+    assert lefts == sorted(lefts), lefts
+
+
+def test_siblings_alike_side_by_side_do_not_fold() -> None:
+    """Two calls alike that both read the block input are parallel paths, not a repeat: each
+    keeps its node (Inception-v3's Mixed_6e drew branch1x1 and branch7x7_1 as one, x2)."""
+    source = cnngraph.load(
+        """
+cnngraph: 1
+name: siblings
+input: [8, 8, 8]
+blocks:
+  cb:
+    layers: [{op: conv2d, out_channels: 8, kernel_size: 1}, relu]
+  paths:
+    layers:
+      a: {block: cb, from: input}
+      b: {block: cb, from: input}
+      cat: {op: concat, from: [a, b]}
+layers:
+  p: {block: paths}
+"""
+    ).to_dot(depth=2)
+    drawn = re.findall(r"label=<<b>([^<]+)</b>", source)
+    assert [name for name in drawn if name in ("a", "b") or "\u2013" in name] == ["a", "b"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import html
-import itertools
 import shutil
 import subprocess
 import sys
@@ -232,7 +231,8 @@ class _Drawing:
             self._body(cluster, scope.path, level)
 
     def _runs(self, items: list[Item]) -> dict[int, list[Item]]:
-        """Consecutive instances alike in block, shapes and parameter count: drawn once."""
+        """Consecutive instances alike in block, shapes and parameter count, each fed by the
+        one before (a sequence, not siblings side by side): drawn once."""
 
         def key(item: Item) -> tuple[Any, ...] | None:
             if item.scope is None or item.scope.kind != "block":
@@ -253,7 +253,12 @@ class _Drawing:
         while start < len(items):
             end = start + 1
             first = key(items[start])
-            while first is not None and end < len(items) and key(items[end]) == first:
+            while (
+                first is not None
+                and end < len(items)
+                and items[end].inputs == (items[end - 1].output,)
+                and key(items[end]) == first
+            ):
                 end += 1
             if end - start > 1:
                 runs[start] = items[start:end]
@@ -264,13 +269,20 @@ class _Drawing:
         """Parallel siblings (branches, a shortcut beside its body) side by side in spec order:
         Graphviz orders a rank by its own heuristics (Inception's single-conv branch came out
         last), but keeps an invisible flat edge between two nodes of one rank pointing left to
-        right. Siblings in sequence are fed differently and get none."""
+        right. Siblings fed alike need not be written next to each other (Inception-v3's
+        paths written one after the other, each reading the block input); siblings in sequence
+        are fed differently and get none."""
         for items in self.tree.values():
-            entries = [self._entry(item) for item in items]
-            for left, right in itertools.pairwise(entries):
-                if left and right and left[1] == right[1] and left[0] != right[0]:
+            last: dict[frozenset[str], str] = {}  # the entry last seen fed by these sources
+            for entry in map(self._entry, items):
+                if entry is None:
+                    continue
+                node, sources = entry
+                left = last.get(sources)
+                if left is not None and left != node:
                     # minlen 0: the same rank when fed alike, so it moves nothing up or down
-                    self.dot.edge(left[0], right[0], style="invis", minlen="0")
+                    self.dot.edge(left, node, style="invis", minlen="0")
+                last[sources] = node
 
     def _entry(self, item: Item) -> tuple[str, frozenset[str]] | None:
         """An item's first drawn node and the drawn nodes feeding it."""
