@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import cnngraph
 from cnngraph.errors import Diagnostics
 from cnngraph.passes.infer import ShapeInference
-from cnngraph.passes.sizes import LINEAR_SCAN, _first_valid
+from cnngraph.passes.sizes import LINEAR_SCAN, _first_valid, input_size_rules
 
 from .conftest import SPECS
 from .random_specs import random_specs
@@ -189,6 +189,10 @@ def _agrees_with_full_inference(model: cnngraph.Model, sizes: int) -> None:
     the rules and `accepts` (memoised, and cut short where walks meet) must agree with it."""
     rules = model.input_size_rules
     assert rules is not None
+    # derived from the ops' size maps where they allow, the rules are what trying gives
+    scanned = input_size_rules(model._eval_inference, model.input_shape, derive=False)
+    assert scanned is not None
+    assert [r.as_tuple()[:3] for r in rules] == [r.as_tuple()[:3] for r in scanned]
     c, h, w = model.input_shape
     for n in range(1, sizes + 1):
         for axis, shape in ((0, (c, n, w)), (1, (c, h, n))):

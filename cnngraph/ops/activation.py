@@ -10,6 +10,7 @@ from .base import Call, Op, Shape, call, torch_dim
 
 class _Activation(Op):
     role = "act"
+    keeps_spatial_size = True
     torch_name: ClassVar[str]
 
     def _keywords(self) -> list[tuple[str, object, object]]:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from .. import symbolic as sym
+from ..formulas import IDENTITY, SizeMap
 from ..symbolic import Expr
 
 Shape = tuple[int, ...]
@@ -205,6 +206,8 @@ class Op(BaseModel):
     # Whether values may move between axes (a reshape): a channel count may then depend on the
     # input's height and width, which size scans must not assume away.
     mixes_axes: ClassVar[bool] = False
+    # Whether the op keeps its input's height and width, whatever they are (activations, norms).
+    keeps_spatial_size: ClassVar[bool] = False
     # Example fields and input shapes: registry-wide tests check each op against torch with them.
     examples: ClassVar[Sequence[tuple[dict[str, Any], Sequence[Shape]]]] = ()
 
@@ -214,6 +217,18 @@ class Op(BaseModel):
 
     def count_params(self, shapes: Sequence[Shape], out: Shape) -> int:
         return 0
+
+    def size_map(self, axis: int) -> tuple[SizeMap, int] | None:
+        """How a one-input op maps its C x H x W input's size along `axis` (0: height, 1:
+        width) to its output's, and the least input size it accepts there, for every size at
+        once: what sizes.py derives the valid input sizes from. None where no such rule is
+        known (sizes are then tried one by one)."""
+        return (IDENTITY, 1) if self.keeps_spatial_size else None
+
+    def joined_size_map(self, axis: int, maps: Sequence[SizeMap]) -> SizeMap | None:
+        """For an op of several inputs whose sizes along `axis` follow `maps`: the output's
+        map, where the op accepts its inputs at every size; None otherwise."""
+        return None
 
     def count_macs(self, shapes: Sequence[Shape], out: Shape) -> int:
         """Multiply-accumulates of conv and linear layers, batch 1, bias excluded."""

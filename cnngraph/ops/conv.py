@@ -8,7 +8,13 @@ from typing import Literal
 from pydantic import Field
 
 from .. import symbolic as sym
-from ..formulas import conv_out, conv_transpose_out, projection_stride, same_padding
+from ..formulas import (
+    SizeMap,
+    conv_out,
+    conv_transpose_out,
+    projection_stride,
+    same_padding,
+)
 from ..symbolic import Expr
 from .base import (
     _NO_DEFAULT as _NONE,
@@ -180,6 +186,15 @@ class Conv2d(_Conv):
     def count_macs(self, shapes: Sequence[Shape], out: Shape) -> int:
         return numel(out) * (shapes[0][0] // self.groups) * numel(self.kernel_size)
 
+    def size_map(self, axis: int) -> tuple[SizeMap, int]:
+        # the least size: the padded input holds the dilated kernel (infer's rules)
+        k, s, d = self.kernel_size[axis], self.stride[axis], self.dilation[axis]
+        left, right = self.pads()[axis]
+        least = d * (k - 1) + 1 - left - right
+        if self.padding_mode != "zeros":  # reflect and replicate: padding < n; circular <=
+            least = max(least, max(left, right) + (self.padding_mode != "circular"))
+        return SizeMap.window(k, s, left + right, d), max(1, least)
+
     @classmethod
     def _padding(cls, f: Fields, index: int) -> Expr | None:
         """The padding on one side along an axis, or None for 'same'."""
@@ -289,6 +304,13 @@ class ConvTranspose2d(_Conv):
             self.kind, out, "padding removes more than the kernel adds", "padding"
         )
 
+    def size_map(self, axis: int) -> tuple[SizeMap, int] | None:
+        s, d = self.stride[axis], self.dilation[axis]
+        added = d * (self.kernel_size[axis] - 1) + self.output_padding[axis] + 1
+        size = SizeMap(s, added - s - 2 * self.padding[axis])  # (n-1)s - 2p + d(k-1) + op + 1
+        least = size.least(1)
+        return None if least is None else (size, least)
+
     @classmethod
     def shape_rule(cls, f: Fields, inputs: Sequence[ShapeCode]) -> ShapeCode | None:
         if len(inputs[0]) != 3:
@@ -385,6 +407,18 @@ class Projection(Op):
                 field="stride",
             )
         return target
+
+    def joined_size_map(self, axis: int, maps: Sequence[SizeMap]) -> SizeMap | None:
+        """The target's map, where a 1x1 conv of one stride maps the source onto the target
+        at every size (a stride that depends on the size is not derived)."""
+        source, target = maps
+        if source == target and self.stride is None:
+            return target  # the identity along this axis, whatever the size
+        strides = range(1, 65) if self.stride is None else (self.stride[axis],)
+        for stride in strides:
+            if source.then(SizeMap.window(1, stride, 0, 1)) == target:
+                return target
+        return None
 
     def active(self, shapes: Sequence[Shape]) -> bool:
         """A conv where the shapes differ, or where a stride is set (see `infer`)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import symbolic as sym
+from ..formulas import SizeMap
 from ..symbolic import Expr
 from .base import Fields, Op, Shape, ShapeCode, ShapeError, torch_dim
 
@@ -33,6 +34,9 @@ class Add(Op):
                 "project one side (a residual's `projection:`) or fix the strides",
             )
         return shapes[0]
+
+    def joined_size_map(self, axis: int, maps: Sequence[SizeMap]) -> SizeMap | None:
+        return maps[0] if all(m == maps[0] for m in maps) else None
 
     output_overwritable = True
 
@@ -83,6 +87,11 @@ class Concat(Op):
     def edge_kind(self, position: int) -> str | None:
         return "concat"
 
+    def joined_size_map(self, axis: int, maps: Sequence[SizeMap]) -> SizeMap | None:
+        if self.dim % 4 == axis + 2:  # along this axis (batch counted): sizes add up
+            return None
+        return maps[0] if all(m == maps[0] for m in maps) else None
+
     @classmethod
     def shape_rule(cls, f: Fields, inputs: Sequence[ShapeCode]) -> ShapeCode | None:
         dim = f["dim"]
@@ -117,6 +126,11 @@ class Mul(Op):
 
     def edge_kind(self, position: int) -> str | None:
         return "gate" if position > 0 else None  # the scale, not the gated tensor
+
+    def joined_size_map(self, axis: int, maps: Sequence[SizeMap]) -> SizeMap | None:
+        """Sizes that follow one map, beside sizes of 1 (broadcast: a gate)."""
+        sized = {m for m in maps if m != SizeMap(0, 1)}
+        return next(iter(sized)) if len(sized) == 1 else None
 
     def torch_forward(self, module: str, args: Sequence[str]) -> str:
         return " * ".join(args)

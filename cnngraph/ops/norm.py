@@ -25,6 +25,7 @@ class BatchNorm2d(Op):
     role = "norm"
     output_overwritable = True
     kind = "batch_norm2d"
+    keeps_spatial_size = True
     examples = (({}, [(6, 4, 5)]), ({"eps": 0.001, "momentum": 0.01, "affine": False}, [(3, 2, 2)]))
 
     eps: float = Field(default=1e-5, gt=0)
@@ -118,6 +119,7 @@ class GroupNorm(Op):
 
     role = "norm"
     kind = "group_norm"
+    keeps_spatial_size = True
     examples = (({"num_groups": 2}, [(6, 3, 3)]), ({"num_groups": 1, "affine": False}, [(4, 2, 2)]))
 
     num_groups: PosInt
@@ -154,6 +156,7 @@ class LocalResponseNorm(Op):
     """Cross-channel normalisation of the original AlexNet."""
 
     kind = "local_response_norm"
+    keeps_spatial_size = True
     role = "norm"
     examples = (({"size": 5, "alpha": 0.0001, "beta": 0.75, "k": 2.0}, [(8, 4, 4)]),)
 

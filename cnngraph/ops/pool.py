@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field
 
 from .. import symbolic as sym
-from ..formulas import pool_out
+from ..formulas import IDENTITY, SizeMap, pool_out
 from ..symbolic import Expr
 from .base import (
     _NO_DEFAULT as _NONE,
@@ -106,6 +106,20 @@ class _Pool(Op):
             "kernel_size",
         )
 
+    def size_map(self, axis: int) -> tuple[SizeMap, int] | None:
+        k, p, d = self.kernel_size[axis], self.padding[axis], self._dilation()[axis]
+        s = (self.stride or self.kernel_size)[axis]
+        if not self.ceil_mode:
+            size = SizeMap.window(k, s, 2 * p, d)
+        elif p + s - 2 < d * (k - 1):
+            # ceil_mode drops a last window starting past the input and left padding: only
+            # for sizes where ceil((n + 2p - d(k-1) - 1) / s) * s >= n + p, and none are
+            size = SizeMap.window(k, s, 2 * p + s - 1, d)
+        else:
+            return None
+        least = size.least(1)
+        return None if least is None else (size, least)
+
     def label(self, shapes: Sequence[Shape] = ()) -> str:
         stride = self.stride or self.kernel_size
         text = f"{self.kind} {fmt_kernel(self.kernel_size)}"
@@ -183,6 +197,10 @@ class _AdaptivePool(Op):
         c, h, w = shapes[0]
         oh, ow = self.output_size
         return (c, h if oh is None else oh, w if ow is None else ow)
+
+    def size_map(self, axis: int) -> tuple[SizeMap, int]:
+        size = self.output_size[axis]
+        return (IDENTITY if size is None else SizeMap(0, size)), 1
 
     def label(self, shapes: Sequence[Shape] = ()) -> str:
         oh, ow = self.output_size

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, model_validator
 
 from .. import symbolic as sym
+from ..formulas import IDENTITY, SizeMap
 from ..symbolic import Expr
 from .base import (
     MAX_DIM,
@@ -61,6 +62,9 @@ class Chunk(Op):
             raise ValueError(f"index {self.index} is past the last of {self.chunks} pieces")
         return self
 
+    def size_map(self, axis: int) -> tuple[SizeMap, int] | None:
+        return None if self.dim % 4 == axis + 2 else (IDENTITY, 1)  # (batch counted)
+
     def infer(self, shapes: Sequence[Shape]) -> Shape:
         shape = shapes[0]
         axis = torch_dim(self.kind, self.dim, len(shape))
@@ -105,6 +109,7 @@ class ChannelShuffle(Op):
     channel g * n + i moves to i * groups + g."""
 
     kind = "channel_shuffle"
+    keeps_spatial_size = True
     examples = (({"groups": 2}, [(6, 3, 3)]), ({"groups": 3}, [(6, 2, 2)]), ({"groups": 2}, [(4,)]))
 
     groups: PosInt

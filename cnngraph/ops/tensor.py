@@ -117,6 +117,7 @@ class Dropout(Op):
 
     role = "regularize"
     kind = "dropout"
+    keeps_spatial_size = True
     examples = (({"p": 0.3}, [(3, 4, 4)]),)
 
     p: Probability = 0.5
@@ -133,6 +134,7 @@ class StochasticDepth(Op):
     """Drop path: in training, zero a residual branch per sample (mode row) or per batch."""
 
     kind = "stochastic_depth"
+    keeps_spatial_size = True
     role = "regularize"
     torch_helper = "StochasticDepth"
     examples = (({"p": 0.2}, [(3, 4, 4)]), ({"p": 0.1, "mode": "batch"}, [(6,)]))
@@ -152,6 +154,7 @@ class Identity(Op):
     """Passes its input through, as nn.Identity."""
 
     kind = "identity"
+    keeps_spatial_size = True
     examples = (({}, [(3, 4, 4)]),)
 
     def torch_call(self, shapes: Sequence[Shape]) -> Call:

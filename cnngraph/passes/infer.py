@@ -58,6 +58,7 @@ class ShapeInference:
         self._shared = shared or seg.SharedSizes()
         self._size_memo = self._shared.lookups
         self._nominal: dict[str, Shape] | None = None  # every node's shape at the spec's input
+        self.nominal_layers: dict[str, LayerInfo] | None = None  # the last run, if complete
         self._settled: dict[tuple[Any, ...], tuple[Op, Any]] = {}
         self._unresolvable = {
             n.name for n in self._ordered if n.op is None and (n.broken or not n.pending)
@@ -89,6 +90,7 @@ class ShapeInference:
                 shapes[node.name] = info.shape
                 layers[node.name] = info
         nominal = shapes if len(shapes) == len(self._ordered) + 1 else None
+        self.nominal_layers = layers if nominal is not None else None
         if nominal != self._nominal:  # lookups by size hold for one set of channels
             self._nominal = nominal
             self.__dict__.pop("_channel_free", None)

@@ -1,8 +1,12 @@
 """Which input sizes compile: the minimum height and width, and the divisibility they need.
 
-Each candidate size is tried by running shape inference; the rules of every op are exact, so
-the answer is too. Heights and widths are independent in every op, so each axis is scanned
-with the other held at its nominal size.
+Heights and widths are independent in every op, so each axis is analysed with the other held
+at its nominal size. Where every op's size rule is known as a map (formulas.SizeMap: windows,
+transposed convolutions, fixed sizes, and their compositions) and every join meets inputs of
+one map, the answer is derived from the maps in one walk: each node's size is an exact
+function of the input's, every size from the largest of the ops' least sizes on compiles, and
+no smaller one does. Otherwise each candidate size is tried by running shape inference; the
+rules of every op are exact, so the answer is too.
 
 Sizes up to LINEAR_SCAN are tried one by one. Past it (a huge input or kernel), the search
 relies on the shape the valid sizes have, `n >= minimum` and at most a period apart, and takes
@@ -14,9 +18,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
-from ..ops import Shape
-from .infer import ShapeInference
+from ..formulas import IDENTITY, SizeMap
+from ..ir import INPUT
+from ..ops import MAX_DIM, Shape
+from .infer import LayerInfo, ShapeInference
 
 MAX_PERIOD = 64
 LINEAR_SCAN = 1024
@@ -55,8 +62,11 @@ class AxisRule:
         }
 
 
-def input_size_rules(inference: ShapeInference, shape: Shape) -> tuple[AxisRule, AxisRule] | None:
-    """Rules for H and W, or None for inputs without spatial dims or when no size compiles."""
+def input_size_rules(
+    inference: ShapeInference, shape: Shape, derive: bool = True
+) -> tuple[AxisRule, AxisRule] | None:
+    """Rules for H and W, or None for inputs without spatial dims or when no size compiles;
+    derived from the ops' size maps where they allow (`derive=False`: always by trying)."""
     if len(shape) != 3:
         return None
     pivot = shape if inference.compiles(shape) else _square_that_compiles(inference, shape)
@@ -68,6 +78,11 @@ def input_size_rules(inference: ShapeInference, shape: Shape) -> tuple[AxisRule,
             rules.append(AxisRule("W", *rules[0].as_tuple()))
             break
 
+        derived = _derived(inference, pivot, axis, name) if derive else None
+        if derived is not None:
+            rules.append(derived)
+            continue
+
         def compiles(n: int, axis: int = axis) -> bool:
             candidate = (*pivot[:axis], n, *pivot[axis + 1 :])
             return inference.compiles(candidate)
@@ -77,6 +92,59 @@ def input_size_rules(inference: ShapeInference, shape: Shape) -> tuple[AxisRule,
             return None
         rules.append(rule)
     return rules[0], rules[1]
+
+
+def _derived(inference: ShapeInference, pivot: Shape, axis: int, name: str) -> AxisRule | None:
+    """The rule from the ops' size maps, in one walk over the nominal inference (whose ops,
+    settled by channel counts, hold at every size: channels do not depend on the size where no
+    op mixes axes), or None where some op or join has no such rule."""
+    layers = inference.nominal_layers
+    if layers is None or layers[INPUT].shape != pivot:
+        return None
+    # each C x H x W tensor's size along the axis as a map of the input's; None for other
+    # tensors, which must not depend on the size
+    maps: dict[str, SizeMap | None] = {INPUT: IDENTITY}
+    # layers alike share ops, and their inputs' maps meet again after each downsampling
+    seen: dict[tuple[Any, ...], tuple[SizeMap, int] | None] = {}
+    minimum = 1
+    for info in layers.values():
+        if info.name == INPUT:
+            continue
+        inputs = tuple(map(maps.__getitem__, info.inputs))
+        if all(m is None or m.fixed for m in inputs):  # the same shapes at every size
+            maps[info.name] = SizeMap(0, info.shape[axis]) if len(info.shape) == 3 else None
+            continue
+        key = (inputs, id(info.op), info.active, len(info.shape))
+        if key not in seen:
+            seen[key] = _through(info, inputs, axis - 1)
+        found = seen[key]
+        if found is None:
+            return None
+        maps[info.name], least = found
+        minimum = max(minimum, least)
+    return AxisRule(name, minimum, 1, (0,), MAX_DIM)
+
+
+def _through(
+    info: LayerInfo, inputs: tuple[SizeMap | None, ...], axis: int
+) -> tuple[SizeMap, int] | None:
+    """A node's output map and the least input size it needs, from its inputs' maps."""
+    if len(info.shape) != 3 or None in inputs:
+        return None  # features that follow the size (a flatten of a feature map)
+    sized = cast(tuple[SizeMap, ...], inputs)
+    if not info.active:  # a pass-through
+        return sized[0], 1
+    op = info.op
+    if op is None or op.mixes_axes:
+        return None
+    if len(sized) > 1:
+        out = op.joined_size_map(axis, sized)
+        return None if out is None else (out, 1)
+    rule = op.size_map(axis)
+    if rule is None:
+        return None
+    out, least = sized[0].then(rule[0]), sized[0].least(rule[1])
+    return None if out is None or least is None else (out, least)
 
 
 def _square_that_compiles(inference: ShapeInference, shape: Shape) -> Shape | None:
