@@ -339,7 +339,7 @@ def evaluate(text: str, env: Mapping[str, Any], resolve: Resolver | None = None)
     if key is not None and key in results:  # type: ignore[operator]
         value, work = results[key]  # type: ignore[index]
         spend(work)  # the budget counts what the spec asks for, kept or not
-        return value
+        return _copied(value)
     total = _TOTAL_WORK.get()
     budget = _Budget(MAX_WORK if total is None else min(MAX_WORK, total[0]))
     budget.shared = total is not None and total[0] < MAX_WORK
@@ -348,8 +348,8 @@ def evaluate(text: str, env: Mapping[str, Any], resolve: Resolver | None = None)
     finally:
         if total is not None:
             total[0] -= budget.spent
-    if key is not None and isinstance(value, _SCALARS):
-        results[key] = (value, budget.spent)  # type: ignore[index]
+    if key is not None and _frozen(value, [_MAX_KEPT_ITEMS]) is not None:
+        results[key] = (_copied(value), budget.spent)  # type: ignore[index]
     return value
 
 
@@ -377,17 +377,51 @@ _SCALARS = (bool, int, float, str, type(None))
 _ABSENT = object()
 
 
+_MAX_KEPT_ITEMS = 1_000  # lists larger than this (in all) are neither keys nor kept
+
+
 def _result_key(text: str, env: Mapping[str, Any]) -> tuple[Any, ...] | None:
-    """The text and the values it reads, when they are plain scalars: a deep network
-    evaluates the same few expressions with the same few values thousands of times."""
-    values = []
+    """The text and the values it reads, when they are plain data (scalars, and lists of them
+    of a bounded size): a deep network evaluates the same few expressions with the same few
+    values thousands of times, and a sweep the same param tables once per variant."""
+    values: list[Any] = [text]
+    room = [_MAX_KEPT_ITEMS]
     for name in _names(text)[0]:
         value = env.get(name, _ABSENT)
-        if value is not _ABSENT and not isinstance(value, _SCALARS):
+        frozen = _ABSENT if value is _ABSENT else _frozen(value, room)
+        if frozen is None:
             return None
-        # True, 1 and 1.0 are equal keys otherwise, and so are 0.0 and -0.0
-        values.append((type(value), repr(value) if isinstance(value, float) else value))
-    return (text, *values)
+        values.append(frozen)
+    return tuple(values)
+
+
+def _frozen(value: Any, room: list[int]) -> Any:
+    """A hashable image of plain data that tells apart what equality does not (True, 1 and
+    1.0; 0.0 and -0.0; a list and a tuple), or None; `room` bounds the items walked, since
+    aliases can nest lists far larger than the file."""
+    room[0] -= 1
+    if room[0] < 0:
+        return None
+    if isinstance(value, _SCALARS):
+        return (type(value), repr(value) if isinstance(value, float) else value)
+    if type(value) in (list, tuple):
+        items = []
+        for item in value:
+            frozen = _frozen(item, room)
+            if frozen is None:
+                return None
+            items.append(frozen)
+        return (type(value), tuple(items))
+    return None
+
+
+def _copied(value: Any) -> Any:
+    """Plain data anew: a kept list is never shared with what the caller may change."""
+    if type(value) is list:
+        return [_copied(item) for item in value]
+    if type(value) is tuple:
+        return tuple(_copied(item) for item in value)
+    return value
 
 
 @contextlib.contextmanager

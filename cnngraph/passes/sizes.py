@@ -69,7 +69,11 @@ def input_size_rules(
     derived from the ops' size maps where they allow (`derive=False`: always by trying)."""
     if len(shape) != 3:
         return None
-    pivot = shape if inference.compiles(shape) else _square_that_compiles(inference, shape)
+    nominal = inference.nominal_layers  # complete: the run compiled its input
+    compiled = nominal is not None and nominal[INPUT].shape == shape
+    pivot = (
+        shape if compiled or inference.compiles(shape) else _square_that_compiles(inference, shape)
+    )
     if pivot is None:
         return None
     rules: list[AxisRule] = []
