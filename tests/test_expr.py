@@ -14,6 +14,7 @@ from cnngraph.expr import (
     evaluate,
     make_divisible,
     source_of,
+    work_budget,
 )
 
 ENV = {"width": 64, "ratio": 0.25, "arch": [[1, 64], [2, 128]], "flag": True}
@@ -190,3 +191,27 @@ def test_a_compile_shares_one_budget_across_expressions() -> None:
             cnngraph.load(text)
         first = info.value.diagnostics[0]
         assert first.code == "CG304" and "together" in first.message
+
+
+def test_kept_list_results_are_fresh_copies_and_keyed_by_the_values_read() -> None:
+    """Within a compile, an expression over lists is computed once per values read; what it
+    gives is a copy each time, and values alike but of other types (1 and 1.0, a list and a
+    tuple) are other keys."""
+    text = "[[x * 2 for x in row] for row in table]"
+    kept: dict[tuple[Any, ...], tuple[Any, int]] = {}
+    with work_budget(kept):
+        first = evaluate(text, {"table": [[1, 2], [3]]})
+        first[0].append(99)  # a caller's change reaches neither the kept value nor the next
+        assert evaluate(text, {"table": [[1, 2], [3]]}) == [[2, 4], [6]]
+        assert evaluate(text, {"table": [[1.0, 2], [3]]}) == [[2.0, 4], [6]]
+        assert evaluate("table", {"table": ([1], [2])}) == ([1], [2])
+    assert len(kept) == 3
+
+
+def test_lists_too_large_to_key_are_computed_each_time() -> None:
+    """Aliases nest lists far larger than the file: no key walks them."""
+    kept: dict[tuple[Any, ...], tuple[Any, int]] = {}
+    big = [[0] * 100] * 100  # 10,000 items through 100 aliases
+    with work_budget(kept):
+        assert evaluate("len(big)", {"big": big}) == 100
+    assert kept == {}
