@@ -336,6 +336,8 @@ def evaluate(text: str, env: Mapping[str, Any], resolve: Resolver | None = None)
     tree = compile_expression(text)
     results = _RESULTS.get()
     key = None if results is None or resolve is not None else _result_key(text, env)
+    if key is None and results is not None and resolve is None and text in _COSTLY:
+        key = _result_key(text, env, [_MAX_KEPT_ITEMS])
     if key is not None and key in results:  # type: ignore[operator]
         value, work = results[key]  # type: ignore[index]
         spend(work)  # the budget counts what the spec asks for, kept or not
@@ -350,6 +352,8 @@ def evaluate(text: str, env: Mapping[str, Any], resolve: Resolver | None = None)
             total[0] -= budget.spent
     if key is not None and _frozen(value, [_MAX_KEPT_ITEMS]) is not None:
         results[key] = (_copied(value), budget.spent)  # type: ignore[index]
+    elif key is None and budget.spent >= _COSTLY_WORK and len(_COSTLY) < _MAX_COSTLY:
+        _COSTLY.add(text)
     return value
 
 
@@ -378,17 +382,31 @@ _ABSENT = object()
 
 
 _MAX_KEPT_ITEMS = 1_000  # lists larger than this (in all) are neither keys nor kept
+# Texts whose evaluation cost this much work are keyed by the lists they read too (a sweep's
+# param tables); reading `table[i][2]` costs less than a key holding the table.
+_COSTLY_WORK = 64
+_COSTLY: set[str] = set()
+_MAX_COSTLY = 10_000
 
 
-def _result_key(text: str, env: Mapping[str, Any]) -> tuple[Any, ...] | None:
-    """The text and the values it reads, when they are plain data (scalars, and lists of them
-    of a bounded size): a deep network evaluates the same few expressions with the same few
-    values thousands of times, and a sweep the same param tables once per variant."""
+def _result_key(
+    text: str, env: Mapping[str, Any], room: list[int] | None = None
+) -> tuple[Any, ...] | None:
+    """The text and the values it reads, when they are plain scalars (or, given `room`,
+    plain data of at most that many items): a deep network evaluates the same few
+    expressions with the same few values thousands of times."""
     values: list[Any] = [text]
-    room = [_MAX_KEPT_ITEMS]
     for name in _names(text)[0]:
         value = env.get(name, _ABSENT)
-        frozen = _ABSENT if value is _ABSENT else _frozen(value, room)
+        if value is _ABSENT:
+            frozen: Any = value
+        elif isinstance(value, _SCALARS):
+            # True, 1 and 1.0 are equal keys otherwise, and so are 0.0 and -0.0
+            frozen = (type(value), repr(value) if isinstance(value, float) else value)
+        elif room is None:
+            return None
+        else:
+            frozen = _frozen(value, room)
         if frozen is None:
             return None
         values.append(frozen)

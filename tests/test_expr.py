@@ -194,18 +194,23 @@ def test_a_compile_shares_one_budget_across_expressions() -> None:
 
 
 def test_kept_list_results_are_fresh_copies_and_keyed_by_the_values_read() -> None:
-    """Within a compile, an expression over lists is computed once per values read; what it
-    gives is a copy each time, and values alike but of other types (1 and 1.0, a list and a
-    tuple) are other keys."""
+    """Within a compile, a costly expression over lists is computed once per values read
+    (after its first, which finds it costly); what it gives is a copy each time, and values
+    alike but of other types (1 and 1.0, a list and a tuple) are other keys."""
     text = "[[x * 2 for x in row] for row in table]"
+    table = [list(range(40)), [3]]
+    doubled = [[2 * x for x in range(40)], [6]]
     kept: dict[tuple[Any, ...], tuple[Any, int]] = {}
     with work_budget(kept):
-        first = evaluate(text, {"table": [[1, 2], [3]]})
-        first[0].append(99)  # a caller's change reaches neither the kept value nor the next
-        assert evaluate(text, {"table": [[1, 2], [3]]}) == [[2, 4], [6]]
-        assert evaluate(text, {"table": [[1.0, 2], [3]]}) == [[2.0, 4], [6]]
-        assert evaluate("table", {"table": ([1], [2])}) == ([1], [2])
-    assert len(kept) == 3
+        assert evaluate(text, {"table": table}) == doubled
+        evaluate(text, {"table": table})[0].append(99)  # reaches neither the kept value
+        assert evaluate(text, {"table": table}) == doubled  # nor the next
+        assert [key for key in kept if key[0] == text] != []
+        floats = [[float(x) for x in range(40)], [3]]
+        for _ in range(2):
+            assert evaluate(text, {"table": floats}) == [[2.0 * x for x in range(40)], [6]]
+            assert type(evaluate(text, {"table": floats})[0][0]) is float
+        assert len([key for key in kept if key[0] == text]) == 2
 
 
 def test_lists_too_large_to_key_are_computed_each_time() -> None:
