@@ -113,12 +113,19 @@ class Env:
     src: MutableMapping[str, KeyPath] = field(default_factory=dict)
 
     def with_values(self, values: Mapping[str, Any], src: Mapping[str, KeyPath]) -> Env:
-        return Env(ChainMap(dict(values), self.values), ChainMap(dict(src), self.src))
+        return Env(_layered(values, self.values), _layered(src, self.src))
 
     def define(self, name: str, value: Any, src: KeyPath) -> None:
         """Add a name to this scope (params are bound one by one, each seeing the earlier)."""
         self.values[name] = value
         self.src[name] = src
+
+
+def _layered(top: Mapping[str, Any], below: MutableMapping[str, Any]) -> ChainMap[str, Any]:
+    """`top` over `below`, one flat chain of dicts: a lookup through chains nested in chains
+    recurses once per scope level, and expressions look names up all the time."""
+    maps = below.maps if isinstance(below, ChainMap) else [below]
+    return ChainMap(dict(top), *maps)
 
 
 def expand(
