@@ -37,7 +37,7 @@ class AxisRule:
     minimum: int
     step: int
     residues: tuple[int, ...]
-    checked_up_to: int
+    checked_up_to: int  # tried up to here, the pattern repeating past it; MAX_DIM if derived
 
     def accepts(self, n: int) -> bool:
         return n >= self.minimum and n % self.step in self.residues
