@@ -4,6 +4,7 @@
 
 - every spec in specs/ at its defaults: `cnngraph.load(spec).summary()` (with the valid input
   sizes), median and the slowest of --runs, in ms;
+- the valid input sizes alone, derived from the ops' size maps and tried size by size;
 - specs/resnet.yaml with `layers: [n, n, n, n]` (about 44 layers per n): load and summary
   seconds, and the cost of each doubling (linear time costs 2x).
 Timing is noisy on shared machines: read the medians and the ratios.
@@ -18,6 +19,7 @@ import time
 from processes import ROOT
 
 import cnngraph
+from cnngraph.passes.sizes import describe, input_size_rules
 
 
 def timed(work: object) -> float:
@@ -37,6 +39,34 @@ def per_spec(runs: int) -> None:
         worst = max(worst, median)
         print(f"  {spec.name:28}{layers:8}{median:9.1f}{max(times) * 1e3:9.1f}")
     print(f"  slowest median: {worst:.1f} ms")
+
+
+def size_rules(runs: int) -> None:
+    """The valid input sizes of each spec, derived from the ops' size maps and by trying
+    sizes (the scan the derivation replaces where it can), both on the same compiled model."""
+    print(f"\nvalid input sizes, derived vs tried, {runs} runs, medians (ms)")
+    print(f"  {'spec':28}{'derived':>9}{'tried':>9}{'ratio':>8}  rule")
+    for spec in sorted((ROOT / "specs").glob("*.yaml")):
+        model = cnngraph.load(spec)
+        if len(model.input_shape) != 3:
+            continue
+        times = {}
+        for derive in (True, False):
+            # a fresh inference each run: its lookups would answer the later runs
+            samples = []
+            for _ in range(runs):
+                inference = cnngraph.load(spec)._eval_inference
+                samples.append(
+                    timed(
+                        lambda i=inference, d=derive, s=model.input_shape: input_size_rules(i, s, d)
+                    )
+                )
+            times[derive] = statistics.median(samples) * 1e3
+        rule = input_size_rules(model._eval_inference, model.input_shape)
+        ratio = times[False] / times[True]
+        print(
+            f"  {spec.name:28}{times[True]:9.2f}{times[False]:9.2f}{ratio:7.1f}x  {describe(rule)}"
+        )
 
 
 def by_depth(depths: list[int], runs: int) -> None:
@@ -77,6 +107,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"calibration loop: {calibration() * 1e3:.0f} ms\n")
     per_spec(args.runs)
+    size_rules(args.runs)
     by_depth([int(d) for d in args.depths.split(",")], max(3, args.runs // 3))
     print(f"\ncalibration loop: {calibration() * 1e3:.0f} ms")
 
