@@ -211,6 +211,12 @@ def list_items(value: object) -> list[str] | None:
     (`["${s}", "${1}"]`); None for any other value."""
     if not isinstance(value, str) or not value.startswith("${"):
         return None
+    items = _list_items(value)  # every call site of a block asks, once per compile
+    return None if items is None else list(items)
+
+
+@lru_cache(maxsize=4096)
+def _list_items(value: str) -> tuple[str, ...] | None:
     try:
         text = source_of(value)
         tree = ast.parse((text or "").strip(), mode="eval")
@@ -219,7 +225,7 @@ def list_items(value: object) -> list[str] | None:
     if not isinstance(tree.body, ast.List):
         return None
     items = [ast.get_source_segment((text or "").strip(), item) for item in tree.body.elts]
-    return None if None in items else [f"${{{item}}}" for item in items]
+    return None if None in items else tuple(f"${{{item}}}" for item in items)
 
 
 def source_of(value: object) -> str | None:
