@@ -388,6 +388,7 @@ _ABSENT = object()
 
 
 _MAX_KEPT_ITEMS = 1_000  # lists larger than this (in all) are neither keys nor kept
+_MAX_KEPT_DEPTH = 32  # nor lists nested deeper: comparing keys recurses once per level
 # Texts whose evaluation cost this much work are keyed by the lists they read too (a sweep's
 # param tables); reading `table[i][2]` costs less than a key holding the table.
 _COSTLY_WORK = 64
@@ -419,19 +420,19 @@ def _result_key(
     return tuple(values)
 
 
-def _frozen(value: Any, room: list[int]) -> Any:
+def _frozen(value: Any, room: list[int], depth: int = 0) -> Any:
     """A hashable image of plain data that tells apart what equality does not (True, 1 and
     1.0; 0.0 and -0.0; a list and a tuple), or None; `room` bounds the items walked, since
-    aliases can nest lists far larger than the file."""
+    aliases can nest lists far larger than the file, and the depth is bounded too."""
     room[0] -= 1
-    if room[0] < 0:
+    if room[0] < 0 or depth > _MAX_KEPT_DEPTH:
         return None
     if isinstance(value, _SCALARS):
         return (type(value), repr(value) if isinstance(value, float) else value)
     if type(value) in (list, tuple):
         items = []
         for item in value:
-            frozen = _frozen(item, room)
+            frozen = _frozen(item, room, depth + 1)
             if frozen is None:
                 return None
             items.append(frozen)

@@ -220,3 +220,17 @@ def test_lists_too_large_to_key_are_computed_each_time() -> None:
     with work_budget(kept):
         assert evaluate("len(big)", {"big": big}) == 100
     assert kept == {}
+
+
+def test_lists_nested_too_deep_to_key_are_computed_each_time() -> None:
+    """Params can nest lists hundreds of levels deep through expressions: comparing such keys
+    would recurse once per level, so none is made (a costly text read them three times and
+    overflowed the stack)."""
+    deep: Any = 1
+    for _ in range(600):
+        deep = [deep]
+    kept: dict[tuple[Any, ...], tuple[Any, int]] = {}
+    text = "len(p) + len([0 for _ in range(70)]) * 0"
+    with work_budget(kept):
+        assert [evaluate(text, {"p": deep}) for _ in range(3)] == [1, 1, 1]
+    assert kept == {}
