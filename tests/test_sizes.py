@@ -319,3 +319,20 @@ layers:
     rules = model.input_size_rules
     assert rules is not None and rules[0].minimum == 11
     _agrees_with_full_inference(model, 40)
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        "k: {op: chunk, chunks: 2, index: 0, dim: 2}",
+        "k: {op: chunk, chunks: 2, index: 0, dim: -1}",
+        "a: {op: conv2d, out_channels: 2, kernel_size: 1}\n"
+        "  b: {op: concat, from: [a, a], dim: 2}\n"
+        "  c: {op: conv2d, out_channels: 2, kernel_size: 3, stride: 2}",
+    ],
+)
+def test_ops_along_one_spatial_dim_get_a_rule_per_axis(layers: str) -> None:
+    """A chunk or concat along the height or the width treats them apart: the width's rule is
+    not the height's (it was copied: odd widths said to fail, or to compile)."""
+    model = cnngraph.load(f"cnngraph: 1\nname: t\ninput: [2, 16, 16]\nlayers:\n  {layers}\n")
+    _agrees_with_full_inference(model, 40)

@@ -252,7 +252,10 @@ class Op(BaseModel):
         return True
 
     def symmetric(self) -> bool:
-        """Whether the op treats height and width alike (no unequal pair among its fields)."""
+        """Whether the op treats height and width alike: no unequal pair among its fields, and
+        no values moved between axes."""
+        if self.mixes_axes:
+            return False
         return not any(
             isinstance(v, tuple) and len(v) == 2 and v[0] != v[1] for v in self.__dict__.values()
         )

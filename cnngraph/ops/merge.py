@@ -87,6 +87,9 @@ class Concat(Op):
     def edge_kind(self, position: int) -> str | None:
         return "concat"
 
+    def symmetric(self) -> bool:
+        return self.dim % 4 not in (2, 3)  # along the height or the width (batch counted)
+
     def joined_size_map(self, axis: int, maps: Sequence[SizeMap]) -> SizeMap | None:
         if self.dim % 4 == axis + 2:  # along this axis (batch counted): sizes add up
             return None

@@ -65,6 +65,9 @@ class Chunk(Op):
     def size_map(self, axis: int) -> tuple[SizeMap, int] | None:
         return None if self.dim % 4 == axis + 2 else (IDENTITY, 1)  # (batch counted)
 
+    def symmetric(self) -> bool:
+        return self.dim % 4 not in (2, 3)  # along the height or the width
+
     def infer(self, shapes: Sequence[Shape]) -> Shape:
         shape = shapes[0]
         axis = torch_dim(self.kind, self.dim, len(shape))
