@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from ..formulas import IDENTITY, SizeMap
 from ..ir import INPUT
-from ..ops import MAX_DIM, Shape
+from ..ops import Shape
 from .infer import LayerInfo, ShapeInference
 
 MAX_PERIOD = 64
@@ -37,7 +37,9 @@ class AxisRule:
     minimum: int
     step: int
     residues: tuple[int, ...]
-    checked_up_to: int  # tried up to here, the pattern repeating past it; MAX_DIM if derived
+    # tried up to here, the pattern repeating past it; where derived, the nominal size: every
+    # tensor is at most as large up to it (past it, the limit on values may cut in)
+    checked_up_to: int
 
     def accepts(self, n: int) -> bool:
         return n >= self.minimum and n % self.step in self.residues
@@ -126,7 +128,7 @@ def _derived(inference: ShapeInference, pivot: Shape, axis: int, name: str) -> A
             return None
         maps[info.name], least = found
         minimum = max(minimum, least)
-    return AxisRule(name, minimum, 1, (0,), MAX_DIM)
+    return AxisRule(name, minimum, 1, (0,), max(minimum, pivot[axis]))
 
 
 def _through(
