@@ -318,6 +318,13 @@ def check_positive(
     return out
 
 
+def spatial_axis(dim: int) -> int | None:
+    """The spatial axis (0: height, 1: width) a torch `dim` names on a C x H x W tensor, the
+    batch counted; None for the channels or the batch."""
+    index = dim % 4
+    return index - 2 if index >= 2 else None
+
+
 def torch_dim(kind: str, dim: int, rank: int, field: str = "dim") -> int:
     """Map a torch `dim` (counting the batch dimension) to an index into a per-sample shape."""
     full = rank + 1

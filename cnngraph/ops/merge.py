@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from .. import symbolic as sym
 from ..formulas import SizeMap
 from ..symbolic import Expr
-from .base import Fields, Op, Shape, ShapeCode, ShapeError, torch_dim
+from .base import Fields, Op, Shape, ShapeCode, ShapeError, spatial_axis, torch_dim
 
 # Python nests `a + b + c` one level per operand, and its parser stops near a thousand levels.
 MAX_OPERATOR_CHAIN = 32
@@ -88,10 +88,10 @@ class Concat(Op):
         return "concat"
 
     def symmetric(self) -> bool:
-        return self.dim % 4 not in (2, 3)  # along the height or the width (batch counted)
+        return spatial_axis(self.dim) is None
 
     def joined_size_map(self, axis: int, maps: Sequence[SizeMap]) -> SizeMap | None:
-        if self.dim % 4 == axis + 2:  # along this axis (batch counted): sizes add up
+        if spatial_axis(self.dim) == axis:  # sizes add up along it
             return None
         return maps[0] if all(m == maps[0] for m in maps) else None
 

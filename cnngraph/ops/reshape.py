@@ -21,6 +21,7 @@ from .base import (
     ShapeCode,
     ShapeError,
     numel,
+    spatial_axis,
     torch_dim,
 )
 
@@ -63,10 +64,10 @@ class Chunk(Op):
         return self
 
     def size_map(self, axis: int) -> tuple[SizeMap, int] | None:
-        return None if self.dim % 4 == axis + 2 else (IDENTITY, 1)  # (batch counted)
+        return None if spatial_axis(self.dim) == axis else (IDENTITY, 1)
 
     def symmetric(self) -> bool:
-        return self.dim % 4 not in (2, 3)  # along the height or the width
+        return spatial_axis(self.dim) is None
 
     def infer(self, shapes: Sequence[Shape]) -> Shape:
         shape = shapes[0]
