@@ -181,12 +181,18 @@ def test_parallel_branches_are_drawn_in_spec_order() -> None:
     model = cnngraph.load(SPECS / "googlenet.yaml")
     for depth in (None, 2):
         svg = dot.render(model.to_dot(depth=depth), "svg").decode()
-        lefts = []
-        for branch in ("branch1", "branch2", "branch3", "branch4"):
-            # a node's tooltip is its path; the first one drawn for a branch is its entry
-            at = svg.index(f'xlink:title="inception4c.{branch}')
-            lefts.append(float(re.search(r' x="([-\d.]+)"', svg[at:]).group(1)))  # type: ignore[union-attr]
+        lefts = _entry_lefts(svg, "inception4c", ("branch1", "branch2", "branch3", "branch4"))
         assert lefts == sorted(lefts), (depth, lefts)
+
+
+def _entry_lefts(svg: str, block: str, paths: tuple[str, ...]) -> list[float]:
+    """Where each path's entry stands, left to right: a node's tooltip is its path, and the
+    first one drawn for a path is its entry."""
+    lefts = []
+    for path in paths:
+        at = svg.index(f'xlink:title="{block}.{path}')
+        lefts.append(float(re.search(r' x="([-\d.]+)"', svg[at:]).group(1)))  # type: ignore[union-attr]
+    return lefts
 
 
 def test_paths_written_one_after_another_are_drawn_in_spec_order() -> None:
@@ -195,10 +201,8 @@ def test_paths_written_one_after_another_are_drawn_in_spec_order() -> None:
     before the 5x5 one)."""
     model = cnngraph.load(SPECS / "inception_v3.yaml", params={"aux_logits": False})
     svg = dot.render(model.to_dot(depth=2), "svg").decode()
-    lefts = []
-    for entry in ("branch1x1", "branch5x5_1", "branch3x3dbl_1", "pool"):
-        at = svg.index(f'xlink:title="Mixed_5b.{entry}')
-        lefts.append(float(re.search(r' x="([-\d.]+)"', svg[at:]).group(1)))  # type: ignore[union-attr]
+    entries = ("branch1x1", "branch5x5_1", "branch3x3dbl_1", "pool")
+    lefts = _entry_lefts(svg, "Mixed_5b", entries)
     assert lefts == sorted(lefts), lefts
 
 
