@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import cnngraph
-from cnngraph.backends import dot
+from cnngraph.backends import dot, dot_source
 from cnngraph.cli import main
 
 from .conftest import SPECS
@@ -228,3 +228,51 @@ layers:
     ).to_dot(depth=2)
     drawn = re.findall(r"label=<<b>([^<]+)</b>", source)
     assert [name for name in drawn if name in ("a", "b") or "\u2013" in name] == ["a", "b"]
+
+
+TRICKY_IDS = [
+    "",
+    "n1",
+    "_x9",
+    "9x",
+    "-4.2",
+    ".42",
+    "node",
+    "Graph",
+    "layer1.0",
+    "a b",
+    'say "hi"',
+    'already \\"escaped\\"',
+    'two \\\\"',
+    "<<b>html</b>>",
+    "64\u00d756\u00d756",
+    " 3\u00d7224\u00d7224",
+    "#555555",
+    "rounded,filled",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY_IDS)
+def test_dot_quoting_matches_graphviz_packages(text: str) -> None:
+    quoting = pytest.importorskip("graphviz.quoting")
+    assert dot_source.quote(text) == quoting.quote(text)
+
+
+def test_dot_statements_match_graphviz_packages() -> None:
+    graphviz = pytest.importorskip("graphviz")
+    theirs = graphviz.Digraph(
+        name="net", graph_attr={"rankdir": "TB", "label": "<<b>t</b>>"}, node_attr={"shape": "box"}
+    )
+    ours = dot_source.DotGraph(
+        "net", {"graph": {"rankdir": "TB", "label": "<<b>t</b>>"}, "node": {"shape": "box"}}
+    )
+    for g in (theirs, ours):
+        g.node("input", "<<b>input</b>>", shape="oval", fillcolor="#ffffff")
+        with g.subgraph(name="cluster_n1") as cluster:
+            cluster.attr(label="layer 1", style="rounded,dashed")
+            cluster.node("n2", "conv", tooltip="layer1.0")
+            with cluster.subgraph(name="cluster_n3") as inner:
+                inner.node("n4", "", shape="point")
+        g.edge("input", "n2", label=" 3\u00d78\u00d78", style="dashed")
+        g.edge("n2", "n4")
+    assert ours.source == theirs.source

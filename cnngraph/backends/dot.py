@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import graphviz
-
 from ..errors import printable
 from ..ir import INPUT, Item, Node, children
 from ..ops import Shape
+from .dot_source import DotGraph
 
 FORMATS = ("svg", "png", "pdf", "dot")
 ROLE_COLORS = {
@@ -74,31 +73,33 @@ class _Drawing:
         self.layers = {layer.name: layer for layer in model.layers}
         self.visible: dict[str, str] = {INPUT: "input"}  # node -> id drawn for it
         self.count = 0
-        self.dot = graphviz.Digraph(
-            name=_safe_id(self.graph.name),
-            graph_attr={
-                "rankdir": rankdir,
-                "fontname": "Helvetica",
-                "fontsize": "11",
-                "nodesep": "0.25",
-                "ranksep": "0.32",
-                "labelloc": "t",
-                "label": self._title(),
-            },
-            node_attr={
-                "shape": "box",
-                "style": "rounded,filled",
-                "fontname": "Helvetica",
-                "fontsize": "11",
-                "margin": "0.12,0.05",
-                "color": "#777777",
-            },
-            edge_attr={
-                "fontname": "Helvetica",
-                "fontsize": "9",
-                "arrowsize": "0.6",
-                "color": "#555555",
-                "fontcolor": "#555555",
+        self.dot = DotGraph(
+            _safe_id(self.graph.name),
+            {
+                "graph": {
+                    "rankdir": rankdir,
+                    "fontname": "Helvetica",
+                    "fontsize": "11",
+                    "nodesep": "0.25",
+                    "ranksep": "0.32",
+                    "labelloc": "t",
+                    "label": self._title(),
+                },
+                "node": {
+                    "shape": "box",
+                    "style": "rounded,filled",
+                    "fontname": "Helvetica",
+                    "fontsize": "11",
+                    "margin": "0.12,0.05",
+                    "color": "#777777",
+                },
+                "edge": {
+                    "fontname": "Helvetica",
+                    "fontsize": "9",
+                    "arrowsize": "0.6",
+                    "color": "#555555",
+                    "fontcolor": "#555555",
+                },
             },
         )
 
@@ -134,10 +135,10 @@ class _Drawing:
             )
             self.dot.edge(self.visible[ref], out)
         self._legend({e.kind for e in edges if e.kind})
-        return str(self.dot.source)
+        return self.dot.source
 
     # clusters and nodes
-    def _body(self, g: graphviz.Digraph, path: str, level: int) -> None:
+    def _body(self, g: DotGraph, path: str, level: int) -> None:
         items = self.tree[path]
         runs = self._runs(items)
         skip: set[int] = set()
@@ -155,7 +156,7 @@ class _Drawing:
                     self.visible[name] = representative if name == member.output else _HIDDEN
             skip.update(range(index + 1, index + len(run)))
 
-    def _node(self, g: graphviz.Digraph, node: Node) -> None:
+    def _node(self, g: DotGraph, node: Node) -> None:
         info = self.layers.get(node.name)
         identity = (
             info is not None and info.op is not None and info.op.is_identity(info.input_shapes)
@@ -190,7 +191,7 @@ class _Drawing:
             ident, text, fillcolor=ROLE_COLORS.get(role, ROLE_COLORS["other"]), tooltip=node.name
         )
 
-    def _scope(self, g: graphviz.Digraph, item: Item, level: int, run: list[Item]) -> None:
+    def _scope(self, g: DotGraph, item: Item, level: int, run: list[Item]) -> None:
         scope = item.scope
         if scope is None:
             return
@@ -218,7 +219,7 @@ class _Drawing:
             for node in self._nodes_under(scope.path):
                 self.visible[node] = ident
             return
-        with g.subgraph(name=f"cluster_{self._id()}") as cluster:
+        with g.subgraph(f"cluster_{self._id()}") as cluster:
             kind = "" if scope.kind == "branch" else f" {_esc(scope.label)}"
             cluster.attr(
                 label=f"<<b>{_esc(name)}</b>{kind}{times} \u00b7 {params}>",
@@ -345,7 +346,7 @@ class _Drawing:
     def _legend(self, kinds: set[str]) -> None:
         if not kinds:
             return
-        with self.dot.subgraph(name="cluster_legend") as legend:
+        with self.dot.subgraph("cluster_legend") as legend:
             legend.attr(label="edges", style="rounded,dashed", color="#bbbbbb", fontsize="9")
             for kind in sorted(kinds):
                 a, b = f"legend_{kind}_a", f"legend_{kind}_b"
