@@ -1,7 +1,9 @@
 """The Op base class: one subclass per op kind holds its fields, shape rule, costs, torch emission
-and label. Field names follow the torch.nn constructor's keyword arguments."""
+and label. Field names follow the torch.nn constructor's keyword arguments.
 
-from __future__ import annotations
+Annotations here are evaluated when the module runs (no `from __future__ import annotations`):
+pydantic reads the base's annotations again for every op class, and strings would be compiled
+and evaluated each time, a tenth of the package's import."""
 
 import math
 from collections.abc import Sequence
@@ -121,7 +123,7 @@ def literal(value: Any) -> str:
 class Fields:
     """An op's fields as code: what the spec wrote, else the op's default, as `Expr`s."""
 
-    def __init__(self, op: type[Op], given: dict[str, Expr]) -> None:
+    def __init__(self, op: type["Op"], given: dict[str, Expr]) -> None:
         self.op = op
         self.given = given
 
