@@ -121,11 +121,18 @@ class Env:
         self.src[name] = src
 
 
-def _layered(top: Mapping[str, Any], below: MutableMapping[str, Any]) -> ChainMap[str, Any]:
-    """`top` over `below`, one flat chain of dicts: a lookup through chains nested in chains
-    recurses once per scope level, and expressions look names up all the time."""
+def _layered(top: Mapping[str, Any], below: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """`top` over `below`: one dict while they are few (a lookup in a dict is a tenth of one
+    in a ChainMap, and expressions look names up all the time), else one flat chain of dicts
+    (a chain nested in chains recurses once per scope level). A scope is complete before any
+    child is layered over it, so a copy sees what the chain would."""
+    if not isinstance(below, ChainMap) and len(below) + len(top) <= _FLAT_SCOPE:
+        return {**below, **top}
     maps = below.maps if isinstance(below, ChainMap) else [below]
     return ChainMap(dict(top), *maps)
+
+
+_FLAT_SCOPE = 64  # names; copying more for every block call and copy would cost more than it saves
 
 
 def expand(

@@ -340,6 +340,9 @@ def evaluate(text: str, env: Mapping[str, Any], resolve: Resolver | None = None)
     defer the whole expression. Raises ExprError for the user's mistakes.
     """
     tree = compile_expression(text)
+    if type(tree) is ast.Name:  # `$width`: most of a spec's expressions read one name
+        spend(1)
+        return _read_name(tree.id, env, resolve)
     results = _RESULTS.get()
     key = None if results is None or resolve is not None else _result_key(text, env)
     if key is None and results is not None and resolve is None and text in _COSTLY:
@@ -573,6 +576,25 @@ class _Scope(Mapping[str, Any]):
         return sum(1 for _ in self)
 
 
+def _read_name(name: str, env: Mapping[str, Any], resolve: Resolver | None) -> Any:
+    value = env.get(name, _ABSENT)
+    if value is _ABSENT:
+        if name in _CONSTANT_NAMES:
+            return _CONSTANT_NAMES[name]
+        raise ExprError(
+            "CG302",
+            f"unknown name '{name}' in expression",
+            did_you_mean(name, env) or "names are model params, block params, or in_channels",
+        )
+    if value is INVALID:
+        raise ReadsInvalid(name)
+    if isinstance(value, Pending):
+        if resolve is None:
+            raise NeedsShape(name)
+        return resolve(value)
+    return value
+
+
 class _Evaluator:
     def __init__(self, env: Mapping[str, Any], resolve: Resolver | None, budget: _Budget) -> None:
         self.env = env
@@ -590,23 +612,7 @@ class _Evaluator:
         return node.value
 
     def _Name(self, node: ast.Name) -> Any:
-        if node.id in self.env:
-            value = self.env[node.id]
-            if value is INVALID:
-                raise ReadsInvalid(node.id)
-            if isinstance(value, Pending):
-                if self.resolve is None:
-                    raise NeedsShape(node.id)
-                return self.resolve(value)
-            return value
-        if node.id in _CONSTANT_NAMES:
-            return _CONSTANT_NAMES[node.id]
-        raise ExprError(
-            "CG302",
-            f"unknown name '{node.id}' in expression",
-            did_you_mean(node.id, self.env)
-            or "names are model params, block params, or in_channels",
-        )
+        return _read_name(node.id, self.env, self.resolve)
 
     def _BinOp(self, node: ast.BinOp) -> Any:
         left, right = self.eval(node.left), self.eval(node.right)
