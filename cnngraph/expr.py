@@ -355,7 +355,7 @@ def evaluate(text: str, env: Mapping[str, Any], resolve: Resolver | None = None)
     budget = _Budget(MAX_WORK if total is None else min(MAX_WORK, total[0]))
     budget.shared = total is not None and total[0] < MAX_WORK
     try:
-        value = _Evaluator(env, resolve, budget).eval(tree)
+        value = _program(text)(_Run(env, resolve, budget))
     finally:
         if total is not None:
             total[0] -= budget.spent
@@ -472,7 +472,7 @@ def deferred(text: str, env: Mapping[str, Any]) -> Deferred:
     names, free = _names(text)
     for name in free:
         if name not in env:
-            _Evaluator(env, None, _Budget(1)).eval(ast.Name(name))  # the evaluator's CG302
+            _read_name(name, env, None)  # the evaluator's CG302
     return Deferred(text, {name: env[name] for name in names if name in env})
 
 
@@ -539,7 +539,14 @@ class _Budget:
 
     def items(self, value: list[Any]) -> int:
         """How many items `value` holds, nested lists in full: `[[[0] * 9999] * 9999] * 9999`
-        is three small lists, but 10**12 items to anything that compares or walks it."""
+        is three small lists, but 10**12 items to anything that compares or walks it. Each
+        list is spent twice, on the way down and on the way back up."""
+        for item in value:
+            if isinstance(item, list):
+                break
+        else:  # flat, as most are: no walk
+            self.spend(2 * len(value))
+            return len(value)
         sizes: dict[int, int] = {}
         todo: list[tuple[list[Any], bool]] = [(value, False)]
         while todo:
@@ -595,141 +602,258 @@ def _read_name(name: str, env: Mapping[str, Any], resolve: Resolver | None) -> A
     return value
 
 
-class _Evaluator:
+class _Run:
+    """What one evaluation reads: the names in scope, how to resolve a Pending value, and the
+    budget its steps are charged to (shared with the scopes of its comprehensions)."""
+
+    __slots__ = ("budget", "env", "resolve")
+
     def __init__(self, env: Mapping[str, Any], resolve: Resolver | None, budget: _Budget) -> None:
-        self.env = env
-        self.resolve = resolve
-        self.budget = budget
+        self.env, self.resolve, self.budget = env, resolve, budget
 
-    def eval(self, node: ast.expr) -> Any:
-        self.budget.spend(1)
-        value = getattr(self, "_" + type(node).__name__)(node)
-        if isinstance(node, (ast.Name, ast.Constant)):
-            return value  # read, not made: what a name holds was bounded when it was made
-        return self.budget.bounded(value)
+    def within(self, scope: Mapping[str, Any]) -> _Run:
+        return _Run(scope, self.resolve, self.budget)
 
-    def _Constant(self, node: ast.Constant) -> Any:
-        return node.value
 
-    def _Name(self, node: ast.Name) -> Any:
-        return _read_name(node.id, self.env, self.resolve)
+_Code = Callable[[_Run], Any]
 
-    def _BinOp(self, node: ast.BinOp) -> Any:
-        left, right = self.eval(node.left), self.eval(node.right)
-        if isinstance(node.op, ast.Pow) and _too_big_power(left, right):
-            raise ExprError("CG304", f"{left!r} ** {right!r} is too large")
-        if isinstance(node.op, ast.Mult) and _too_big_repeat(left, right):
-            raise ExprError("CG304", "list or string repetition is too large")
-        if isinstance(node.op, ast.Mod) and isinstance(left, str):
-            _check_format(left)
-        return self._apply(_BINARY[type(node.op)], left, right)
 
-    def _UnaryOp(self, node: ast.UnaryOp) -> Any:
-        value = self.eval(node.operand)
-        ops: dict[type[ast.unaryop], Callable[[Any], Any]] = {
-            ast.USub: operator.neg,
-            ast.UAdd: operator.pos,
-            ast.Not: operator.not_,
-            ast.Invert: operator.invert,
-        }
-        return self._apply(ops[type(node.op)], value)
+@lru_cache(maxsize=4096)
+def _program(text: str) -> _Code:
+    """The expression as nested closures, made once per text: walking the syntax tree again
+    for every evaluation costs several times the arithmetic it does."""
+    return _code(compile_expression(text))
 
-    def _BoolOp(self, node: ast.BoolOp) -> Any:
-        is_and = isinstance(node.op, ast.And)
-        value: Any = is_and
-        for item in node.values:
-            value = self.eval(item)
-            if bool(value) != is_and:
-                return value
+
+def _code(node: ast.expr) -> _Code:
+    """Code for one node. Every node spends one step before its operands; what a node makes
+    (not what a name or a constant holds: that was bounded when it was made) is bounded."""
+    return _MAKERS[type(node)](node)
+
+
+def _constant(node: ast.Constant) -> _Code:
+    value = node.value
+
+    def run(r: _Run) -> Any:
+        r.budget.spend(1)
         return value
 
-    def _Compare(self, node: ast.Compare) -> Any:
-        left = self.eval(node.left)
-        for op, comparator in zip(node.ops, node.comparators, strict=True):
-            right = self.eval(comparator)
+    return run
+
+
+def _name(node: ast.Name) -> _Code:
+    name = node.id
+
+    def run(r: _Run) -> Any:
+        r.budget.spend(1)
+        return _read_name(name, r.env, r.resolve)
+
+    return run
+
+
+def _binop(node: ast.BinOp) -> _Code:
+    left, right = _code(node.left), _code(node.right)
+    kind, func = type(node.op), _BINARY[type(node.op)]
+
+    def run(r: _Run) -> Any:
+        r.budget.spend(1)
+        a, b = left(r), right(r)
+        if kind is ast.Pow and _too_big_power(a, b):
+            raise ExprError("CG304", f"{a!r} ** {b!r} is too large")
+        if kind is ast.Mult and _too_big_repeat(a, b):
+            raise ExprError("CG304", "list or string repetition is too large")
+        if kind is ast.Mod and isinstance(a, str):
+            _check_format(a)
+        return r.budget.bounded(_apply(func, a, b))
+
+    return run
+
+
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+    ast.Not: operator.not_,
+    ast.Invert: operator.invert,
+}
+
+
+def _unaryop(node: ast.UnaryOp) -> _Code:
+    operand, func = _code(node.operand), _UNARY[type(node.op)]
+
+    def run(r: _Run) -> Any:
+        r.budget.spend(1)
+        return r.budget.bounded(_apply(func, operand(r)))
+
+    return run
+
+
+def _boolop(node: ast.BoolOp) -> _Code:
+    is_and, items = isinstance(node.op, ast.And), [_code(v) for v in node.values]
+
+    def run(r: _Run) -> Any:
+        r.budget.spend(1)
+        value: Any = is_and
+        for item in items:
+            value = item(r)
+            if bool(value) != is_and:
+                break
+        return r.budget.bounded(value)
+
+    return run
+
+
+def _compare(node: ast.Compare) -> _Code:
+    first = _code(node.left)
+    pairs = zip(node.ops, node.comparators, strict=True)
+    rest = [(_COMPARE[type(op)], _code(c)) for op, c in pairs]
+
+    def run(r: _Run) -> Any:
+        r.budget.spend(1)
+        left = first(r)
+        for func, comparator in rest:
+            right = comparator(r)
             for side in (left, right):  # comparing or searching lists walks them
                 if isinstance(side, (list, str)):
-                    self.budget.spend(len(side))
-            if not self._apply(_COMPARE[type(op)], left, right):
+                    r.budget.spend(len(side))
+            if not _apply(func, left, right):
                 return False
             left = right
         return True
 
-    def _IfExp(self, node: ast.IfExp) -> Any:
-        return self.eval(node.body) if self.eval(node.test) else self.eval(node.orelse)
+    return run
 
-    def _Call(self, node: ast.Call) -> Any:
-        name = node.func.id if isinstance(node.func, ast.Name) else ""
-        func = FUNCTIONS[name]  # _check_allowed admitted only whitelisted names
-        args = [self.eval(a) for a in node.args]
-        kwargs = {k.arg: self.eval(k.value) for k in node.keywords if k.arg is not None}
-        return self._apply(func, *args, name=name, **kwargs)
 
-    def _List(self, node: ast.List) -> Any:
-        return [self.eval(e) for e in node.elts]
+def _ifexp(node: ast.IfExp) -> _Code:
+    test, body, orelse = _code(node.test), _code(node.body), _code(node.orelse)
 
-    def _Tuple(self, node: ast.Tuple) -> Any:
-        return [self.eval(e) for e in node.elts]
+    def run(r: _Run) -> Any:
+        r.budget.spend(1)
+        return r.budget.bounded(body(r) if test(r) else orelse(r))
 
-    def _ListComp(self, node: ast.ListComp) -> Any:
-        """[elt for a in xs if c for b in ys ...]: each name bound in a child scope, layered
-        over the outer names (copying them for every item would be quadratic)."""
-        scopes: list[Mapping[str, Any]] = [self.env]
-        for generator in node.generators:
-            assert isinstance(generator.target, ast.Name)  # _check_allowed saw to it
-            name, bound = generator.target.id, list[Mapping[str, Any]]()
+    return run
+
+
+def _call(node: ast.Call) -> _Code:
+    name = node.func.id if isinstance(node.func, ast.Name) else ""
+    func = FUNCTIONS[name]  # _check_allowed admitted only whitelisted names
+    args = [_code(a) for a in node.args]
+    keywords = [(k.arg, _code(k.value)) for k in node.keywords if k.arg is not None]
+
+    def run(r: _Run) -> Any:
+        r.budget.spend(1)
+        values = [a(r) for a in args]
+        kwargs = {k: v(r) for k, v in keywords}
+        return r.budget.bounded(_apply(func, *values, name=name, **kwargs))
+
+    return run
+
+
+def _list(node: ast.List | ast.Tuple) -> _Code:
+    items = [_code(e) for e in node.elts]
+
+    def run(r: _Run) -> Any:
+        r.budget.spend(1)
+        return r.budget.bounded([item(r) for item in items])
+
+    return run
+
+
+def _listcomp(node: ast.ListComp) -> _Code:
+    """[elt for a in xs if c for b in ys ...]: each name bound in a child scope, layered over
+    the outer names (copying them for every item would be quadratic)."""
+    generators = []
+    for generator in node.generators:
+        assert isinstance(generator.target, ast.Name)  # _check_allowed saw to it
+        tests = [_code(t) for t in generator.ifs]
+        generators.append((generator.target.id, _code(generator.iter), tests))
+    element = _code(node.elt)
+
+    def run(r: _Run) -> Any:
+        r.budget.spend(1)
+        scopes: list[Mapping[str, Any]] = [r.env]
+        for name, iterable, tests in generators:
+            bound: list[Mapping[str, Any]] = []
             for scope in scopes:
-                values = self._within(scope).eval(generator.iter)
+                values = iterable(r.within(scope))
                 if not isinstance(values, list):
                     raise ExprError("CG304", f"a comprehension runs over a list, not {values!r}")
                 for value in values:
                     child = _Scope(name, value, scope)
-                    inner = self._within(child)
-                    if all(inner.eval(test) for test in generator.ifs):
+                    inner = r.within(child)
+                    if all(test(inner) for test in tests):
                         bound.append(child)
                 if len(bound) > MAX_LIST:
                     raise ExprError("CG304", "result is too long")
             scopes = bound
-        return [self._within(scope).eval(node.elt) for scope in scopes]
+        return r.budget.bounded([element(r.within(scope)) for scope in scopes])
 
-    def _within(self, scope: Mapping[str, Any]) -> _Evaluator:
-        return _Evaluator(scope, self.resolve, self.budget)
+    return run
 
-    def _Subscript(self, node: ast.Subscript) -> Any:
-        container = self.eval(node.value)
-        if isinstance(node.slice, ast.Slice):
-            parts = [
-                None if p is None else self.eval(p)
-                for p in (node.slice.lower, node.slice.upper, node.slice.step)
-            ]
-            return self._apply(lambda c: c[slice(*parts)], container)
-        index = self.eval(node.slice)
-        if isinstance(container, list | str) and isinstance(index, int):
-            size = len(container)
+
+def _subscript(node: ast.Subscript) -> _Code:
+    container, target = _code(node.value), node.value
+    if isinstance(node.slice, ast.Slice):
+        parts = [
+            None if p is None else _code(p)
+            for p in (node.slice.lower, node.slice.upper, node.slice.step)
+        ]
+
+        def run_slice(r: _Run) -> Any:
+            r.budget.spend(1)
+            values = container(r)
+            bounds = [None if p is None else p(r) for p in parts]
+            return r.budget.bounded(_apply(lambda c: c[slice(*bounds)], values))
+
+        return run_slice
+    index_of = _code(node.slice)
+
+    def run(r: _Run) -> Any:
+        r.budget.spend(1)
+        values, index = container(r), index_of(r)
+        if isinstance(values, list | str) and isinstance(index, int):
+            size = len(values)
             if not -size <= index < size:
-                what = f"'{ast.unparse(node.value)}'"
+                what = f"'{ast.unparse(target)}'"
                 raise ExprError(
                     "CG304",
                     f"index {index} is out of range: {what} has {size} item(s)",
                     f"indexes run from 0 to {size - 1}" if size else f"{what} is empty",
                 )
-        return self._apply(operator.getitem, container, index)
+        return r.budget.bounded(_apply(operator.getitem, values, index))
 
-    @staticmethod
-    def _apply(func: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ZeroDivisionError:
-            raise ExprError(
-                "CG304", "division by zero", "check the divisor's params: one of them is 0"
-            ) from None
-        except (TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
-            what = f"{name}(): " if name else ""
-            raise ExprError(
-                "CG304",
-                f"{what}{exc}",
-                "check the types and values of the params the expression reads",
-            ) from None
+    return run
+
+
+_MAKERS: dict[type[ast.expr], Callable[[Any], _Code]] = {
+    ast.Constant: _constant,
+    ast.Name: _name,
+    ast.BinOp: _binop,
+    ast.UnaryOp: _unaryop,
+    ast.BoolOp: _boolop,
+    ast.Compare: _compare,
+    ast.IfExp: _ifexp,
+    ast.Call: _call,
+    ast.List: _list,
+    ast.Tuple: _list,
+    ast.ListComp: _listcomp,
+    ast.Subscript: _subscript,
+}
+
+
+def _apply(func: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any) -> Any:
+    try:
+        return func(*args, **kwargs)
+    except ZeroDivisionError:
+        raise ExprError(
+            "CG304", "division by zero", "check the divisor's params: one of them is 0"
+        ) from None
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
+        what = f"{name}(): " if name else ""
+        raise ExprError(
+            "CG304",
+            f"{what}{exc}",
+            "check the types and values of the params the expression reads",
+        ) from None
 
 
 def _too_big_power(base: Any, exponent: Any) -> bool:
