@@ -232,6 +232,12 @@ def source_of(value: object) -> str | None:
     """The expression text if `value` is a `$name` or `${...}` string, else None."""
     if not isinstance(value, str) or not value.startswith("$"):
         return None
+    return _source_text(value)
+
+
+@lru_cache(maxsize=8192)
+def _source_text(value: str) -> str:
+    """What source_of finds, once per text: a spec repeats a few thousand of them."""
     if value.startswith("${") and value.endswith("}"):
         return value[2:-1]
     match = _REFERENCE.match(value)
@@ -377,6 +383,9 @@ def spend(work: int) -> None:
     block): the same error where evaluating again would have run out."""
     total = _TOTAL_WORK.get()
     if total is None or not work:
+        return
+    if work <= total[0]:  # within the budget, as nearly always
+        total[0] -= work
         return
     budget = _Budget(total[0])
     budget.shared = True
