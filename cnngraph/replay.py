@@ -83,6 +83,7 @@ class Renamer:
         self.template, self.new, self.new_sources = template, prefix, sources
         self.depth, self.outer = template.depth, scope
         self._copies: dict[int, Any] = {}
+        self._scopes: dict[tuple[str, ...], tuple[str, ...]] = {}  # the nodes of a scope share
         self.symbols: list[ShapeSymbol] = []  # made here: the expander links them
 
     def name(self, name: str) -> str:
@@ -112,7 +113,11 @@ class Renamer:
 
     def scopes(self, scopes: tuple[str, ...]) -> tuple[str, ...]:
         """The enclosing scopes: the new call's, then the block's own, renamed."""
-        return (*self.outer, *(self.defined(s) for s in scopes[self.depth :]))
+        renamed = self._scopes.get(scopes)
+        if renamed is None:
+            renamed = (*self.outer, *(self.defined(s) for s in scopes[self.depth :]))
+            self._scopes[scopes] = renamed
+        return renamed
 
     def value(self, value: Any) -> Any:
         if isinstance(value, list):

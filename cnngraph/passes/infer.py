@@ -64,6 +64,8 @@ class ShapeInference:
             n.name for n in self._ordered if n.op is None and (n.broken or not n.pending)
         }
         self._node_ops: dict[str, Op] = {}  # the op each node was last inferred with
+        # an op's shape and costs from the shapes entering it: layers alike share ops
+        self._layer_memo: dict[tuple[Any, ...], tuple[Op, Shape, int, int]] = {}
         # Deferred expressions by id (the graph keeps them alive): what each read, and gave
         self._evaluated: dict[int, tuple[list[tuple[Pending, Any]], Any]] = {}
 
@@ -343,6 +345,11 @@ class ShapeInference:
                     "list the inputs with `from: [a, b]`",
                 )
             return None
+        key = (id(op), in_shapes, costs)
+        known = self._layer_memo.get(key)
+        if known is not None and known[0] is op:  # the op is kept with it: its id is its own
+            _, out, params, macs = known
+            return LayerInfo(node.name, node.kind, op, node.inputs, in_shapes, out, params, macs)
         try:
             out = op.infer(in_shapes)
             if max(out) > MAX_DIM:
@@ -375,6 +382,7 @@ class ShapeInference:
                 )
             return None
         macs = op.count_macs(in_shapes, out) if costs else 0
+        self._layer_memo[key] = (op, out, params, macs)
         return LayerInfo(node.name, node.kind, op, node.inputs, in_shapes, out, params, macs)
 
     def _settle(

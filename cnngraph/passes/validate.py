@@ -20,9 +20,17 @@ def validate(
     Layers written alike share one op: a deep network repeats a few layers thousands of times,
     and the size scans recognise repeated structure by op identity."""
     built = {} if built is None else built  # kept between compiles by a Compiler
+    # each fields dict's text, or None while it cannot be built: replayed layers share theirs
+    texts: dict[int, str | None] = {}
     for node in graph.nodes.values():
-        if node.kind != INPUT and not node.broken and not node.pending:
-            key = (node.kind, repr(node.fields))
+        if node.kind == INPUT:
+            continue
+        if id(node.fields) not in texts:
+            final = not node.broken and not node.pending
+            texts[id(node.fields)] = repr(node.fields) if final else None
+        text = texts[id(node.fields)]
+        if text is not None:
+            key = (node.kind, text)
             op = built.get(key)
             if op is None:
                 op = build_op(graph, node, node.fields, diags)
