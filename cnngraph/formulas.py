@@ -6,7 +6,7 @@ Results may be zero or negative; callers decide how to report that.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 def conv_out(n: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
@@ -45,14 +45,13 @@ def projection_stride(n_in: int, n_out: int) -> int | None:
     return None
 
 
-@dataclass(frozen=True)
-class SizeMap:
+class SizeMap(NamedTuple):
     """A size along one axis as a function of the input's: n -> floor((a*n + c) / s).
 
     Windows (convolutions, pools) and their compositions have this form exactly, as have
     transposed convolutions (s = 1) and fixed sizes (a = 0), so a chain of them maps the input
     size by one such function. Kept in lowest terms, two maps are equal exactly when they
-    agree at every n."""
+    agree at every n. (A tuple: size rules hash and compare maps for every layer.)"""
 
     a: int
     c: int
