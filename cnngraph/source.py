@@ -54,6 +54,9 @@ MAX_NESTING = 100
 _MAX_INT_CHARS = 300
 
 
+# Each scalar tag's own constructor, called directly: SafeConstructor.construct_object would
+# keep every node it ever saw (a leak of a few hundred objects per file read).
+_SCALARS = {tag: SafeConstructor.yaml_constructors[tag] for tag in _SCALAR_TAGS}
 _scalars = SafeConstructor()
 
 
@@ -321,7 +324,7 @@ class _Builder:
             if node.tag == _TAG + "int" and len(node.value) > _MAX_INT_CHARS:
                 raise self._too_large(node, path)
             try:
-                value = _scalars.construct_object(node)
+                value = _SCALARS[node.tag](_scalars, node)
             except (yaml.YAMLError, ValueError, OverflowError) as exc:
                 raise _fail(
                     "CG101", f"cannot read value {node.value[:40]!r}: {exc}", self.loc(node, path)

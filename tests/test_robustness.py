@@ -131,3 +131,21 @@ def test_a_huge_param_value_is_a_diagnostic() -> None:
     with pytest.raises(cnngraph.SpecError) as info:
         cnngraph.load(spec, params={"w": 10**5000})
     assert info.value.diagnostics[0].code == "CG307"
+
+
+def test_reading_specs_keeps_nothing_of_earlier_reads() -> None:
+    """A notebook or a service loads specs all day: the YAML nodes of a read must not outlive
+    it (a module-level constructor once kept every scalar node it had seen)."""
+    import gc
+
+    text = (SPECS / "efficientnet.yaml").read_text()
+
+    def yaml_nodes() -> int:
+        gc.collect()
+        return sum(isinstance(o, yaml.Node) for o in gc.get_objects())
+
+    cnngraph.load(text)
+    before = yaml_nodes()
+    for _ in range(5):
+        cnngraph.load(text)
+    assert yaml_nodes() == before
