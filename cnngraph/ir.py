@@ -21,7 +21,7 @@ class Node:
     name: str
     kind: str
     inputs: tuple[str, ...]
-    fields: dict[str, Any]  # evaluated values; may still hold Pending values (see expr.py)
+    fields: dict[str, Any]  # evaluated values; may still hold Pending values (see expr_syntax.py)
     src: KeyPath  # where the layer entry is written in the document
     field_src: dict[str, KeyPath] = field(default_factory=dict)  # fields given elsewhere
     scope: tuple[str, ...] = ()  # enclosing scope paths, outermost first
