@@ -85,9 +85,15 @@ def evaluate(text: str, env: Mapping[str, Any], resolve: Resolver | None = None)
     defer the whole expression. Raises ExprError for the user's mistakes.
     """
     tree = compile_expression(text)
-    if type(tree) is ast.Name:  # `$width`: most of a spec's expressions read one name
-        spend(1)
-        return read_name(tree.id, env, resolve)
+    total = _TOTAL_WORK.get()
+    if type(tree) is ast.Name and (total is None or total[0] > 0):
+        # `$width`, most of a spec's expressions: no key, no budget object; its one step is
+        # charged after the read, as below (a Deferred it holds is evaluated first)
+        try:
+            return read_name(tree.id, env, resolve)
+        finally:
+            if total is not None:
+                total[0] -= 1
     results = _RESULTS.get()
     key = None if results is None or resolve is not None else _result_key(text, env)
     if key is None and results is not None and resolve is None and text in _COSTLY:
@@ -96,7 +102,6 @@ def evaluate(text: str, env: Mapping[str, Any], resolve: Resolver | None = None)
         value, work = results[key]  # type: ignore[index]
         spend(work)  # the budget counts what the spec asks for, kept or not
         return _copied(value)
-    total = _TOTAL_WORK.get()
     budget = Budget(MAX_WORK if total is None else min(MAX_WORK, total[0]))
     budget.shared = total is not None and total[0] < MAX_WORK
     try:

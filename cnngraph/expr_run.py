@@ -85,7 +85,8 @@ class Budget:
             if isinstance(item, list):
                 break
         else:  # flat, as most are: no walk
-            self.spend(2 * len(value))
+            self.spend(len(value))
+            self.spend(len(value))  # (in two steps, as the walk: it may run out after one)
             return len(value)
         sizes: dict[int, int] = {}
         todo: list[tuple[list[Any], bool]] = [(value, False)]

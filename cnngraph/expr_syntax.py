@@ -256,8 +256,13 @@ def compile_expression(text: str) -> ast.expr:
         raise ExprError(
             "CG301", f"expression is nested more than {MAX_EXPRESSION_DEPTH} levels deep"
         )
+    slices = {id(n.slice) for n in ast.walk(tree) if isinstance(n, ast.Subscript)}
     for node in ast.walk(tree):
         _check_allowed(node)
+        if isinstance(node, ast.Slice) and id(node) not in slices:
+            raise ExprError(
+                "CG303", "a slice stands alone in its brackets", "write xs[1:3], not xs[0, 1:3]"
+            )
     return tree.body
 
 

@@ -14,8 +14,11 @@ from cnngraph.expr import (
     evaluate,
     make_divisible,
     source_of,
+    spend,
     work_budget,
+    work_left,
 )
+from cnngraph.expr_syntax import MAX_TOTAL_WORK
 
 ENV = {"width": 64, "ratio": 0.25, "arch": [[1, 64], [2, 128]], "flag": True}
 
@@ -234,3 +237,40 @@ def test_lists_nested_too_deep_to_key_are_computed_each_time() -> None:
     with work_budget(kept):
         assert [evaluate(text, {"p": deep}) for _ in range(3)] == [1, 1, 1]
     assert kept == {}
+
+
+@pytest.mark.parametrize("text", ["xs[0, 1:2]", "1 if true else xs[0, 1:2]", "q and xs[1:2, 0]"])
+def test_a_slice_inside_an_index_tuple_is_refused_as_written(text: str) -> None:
+    """Refused when the text is read, with CG303, whether or not its branch would run (it
+    used to fail with an internal error where it ran)."""
+    with pytest.raises(ExprError) as caught:
+        evaluate(text, {"xs": [1, 2, 3]})
+    assert caught.value.code == "CG303"
+
+
+def _leave(units: int) -> None:
+    """Inside work_budget: spend the compile's budget down to `units`."""
+    spend(MAX_TOTAL_WORK - units)
+
+
+def test_a_bare_name_is_charged_after_what_it_holds_is_evaluated() -> None:
+    """`$d` holding a Deferred: the Deferred's evaluation sees the budget the name has not yet
+    spent its step of (3 units: `a + 1` costs 3, the name 1 more)."""
+
+    def resolve(value: Any) -> Any:
+        return evaluate(value.text, value.env, resolve)
+
+    with work_budget():
+        _leave(3)
+        assert evaluate("d", {"d": Deferred("a + 1", {"a": 1})}, resolve) == 2
+        assert work_left() == -1
+
+
+def test_a_list_is_charged_in_two_steps_as_it_is_walked() -> None:
+    """The size of a list an expression makes is charged twice, once going down and once
+    coming back; running out on the first leaves the second uncharged."""
+    with work_budget():
+        _leave(5000)
+        with pytest.raises(ExprError, match="together do too much work"):
+            evaluate("[0] * 8000", {})
+        assert work_left() == 5000 - (6 + 8000)  # five steps and [0] twice, then 8000 once
