@@ -313,6 +313,7 @@ class ShapeInference:
         if op is None:
             return None
         self._node_ops[node.name] = op
+        settled = op
         if isinstance(op, Projection) and op.stride is None:
             op = self._strided_projection(node, op, in_shapes)
         if not isinstance(when, bool):
@@ -382,7 +383,8 @@ class ShapeInference:
                 )
             return None
         macs = op.count_macs(in_shapes, out) if costs else 0
-        self._layer_memo[key] = (op, out, params, macs)
+        if op is settled:  # (not a strided copy made for this call: it would never recur)
+            self._layer_memo[key] = (op, out, params, macs)
         return LayerInfo(node.name, node.kind, op, node.inputs, in_shapes, out, params, macs)
 
     def _settle(
